@@ -1,0 +1,566 @@
+"""Wheel in, wheel out.
+
+Reading: :class:`WheelFile` validates the zip and the wheel layout (name and tags parsed with
+``packaging``, one ``.dist-info``, WHEEL and RECORD present, no member escaping the wheel root)
+and extracts single members by streaming.
+
+Writing: :func:`write_wheel` produces the new wheel from the old one. Members that do not
+change are copied as their compressed bytes, never inflated and deflated again; new and
+patched members are deflated in parallel (zlib and hashlib release the GIL) into scratch
+files and then copied the same way. WHEEL and RECORD are written last. The result is written
+to a temporary file in the output directory and renamed into place, so the output directory
+holds either no new file or the complete wheel. Timestamps are deterministic: every new entry
+takes the input wheel's WHEEL timestamp, or ``SOURCE_DATE_EPOCH`` for all entries when set.
+
+This module knows nothing about ELF files or policies.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import hashlib
+import io
+import os
+import shutil
+import stat
+import struct
+import tempfile
+import time
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesParser
+from pathlib import Path
+from typing import BinaryIO
+
+from packaging.tags import Tag
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from relabel.errors import WheelError
+
+CHUNK = 1 << 20
+_ZIP64_LIMIT = 0xFFFFFFFF
+_LOCAL_SIG = 0x04034B50
+_CENTRAL_SIG = 0x02014B50
+_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
+_CENTRAL_HEADER = struct.Struct("<IHHHHHHIIIHHHHHII")
+_EOCD = struct.Struct("<IHHHHIIH")
+_ZIP64_EOCD = struct.Struct("<IQHHIIQQQQ")
+_ZIP64_LOCATOR = struct.Struct("<IIQI")
+_FLAG_UTF8 = 0x800
+_UNIX_MADE_BY = (3 << 8) | 20
+
+
+def record_hash(digest: bytes) -> str:
+    """RECORD hash text for a sha256 digest (PEP 376 / wheel spec: urlsafe b64, no padding)."""
+    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One regular file of a wheel."""
+
+    name: str
+    size: int
+    compressed_size: int
+    crc: int
+    method: int
+    offset: int  # of the local header
+    mode: int  # unix permission bits (0 when the zip carries none)
+    date_time: tuple[int, int, int, int, int, int]
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.mode & 0o111)
+
+
+class WheelFile:
+    """A read-only, validated wheel. Use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.filename = self.path.name
+        try:
+            name, version, build, tags = parse_wheel_filename(self.filename)
+        except InvalidWheelFilename as exc:
+            raise WheelError(self.filename, f"not a valid wheel file name ({exc})") from None
+        self.project = name
+        self.version = version
+        self.build = build
+        self.tags: frozenset[Tag] = tags
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except FileNotFoundError:
+            raise WheelError(self.filename, "no such file") from None
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise WheelError(self.filename, f"not a readable zip archive ({exc})") from None
+        try:
+            self._load()
+        except BaseException:
+            self._zip.close()
+            raise
+
+    def _load(self) -> None:
+        self.members: dict[str, Member] = {}
+        for info in self._zip.infolist():
+            name = info.filename
+            if info.is_dir():
+                continue
+            _check_member_name(self.filename, name)
+            mode = (info.external_attr >> 16) & 0xFFFF
+            if stat.S_ISLNK(mode):
+                raise WheelError(
+                    self.filename, f"member {name!r} is a symbolic link, which wheels cannot hold"
+                )
+            if name in self.members:
+                raise WheelError(self.filename, f"member {name!r} appears more than once")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise WheelError(
+                    self.filename,
+                    f"member {name!r} uses zip compression method {info.compress_type};"
+                    " wheels use stored or deflated members",
+                )
+            self.members[name] = Member(
+                name=name,
+                size=info.file_size,
+                compressed_size=info.compress_size,
+                crc=info.CRC,
+                method=info.compress_type,
+                offset=info.header_offset,
+                mode=stat.S_IMODE(mode),
+                date_time=info.date_time,
+            )
+        dist_infos = {n.split("/", 1)[0] for n in self.members if n.split("/", 1)[0].endswith(".dist-info")}
+        if len(dist_infos) != 1:
+            found = ", ".join(sorted(dist_infos)) or "none"
+            raise WheelError(
+                self.filename, f"a wheel holds exactly one .dist-info directory (found: {found})"
+            )
+        self.dist_info = dist_infos.pop()
+        self.data_dir = self.dist_info[: -len(".dist-info")] + ".data"
+        for required in ("WHEEL", "RECORD"):
+            if f"{self.dist_info}/{required}" not in self.members:
+                raise WheelError(self.filename, f"{self.dist_info}/{required} is missing")
+        self.wheel_metadata = BytesParser().parsebytes(self.read(f"{self.dist_info}/WHEEL"))
+        if not self.wheel_metadata.get("Wheel-Version"):
+            raise WheelError(self.filename, f"{self.dist_info}/WHEEL has no Wheel-Version")
+        self.record = self._read_record()
+
+    def _read_record(self) -> dict[str, tuple[str, str]]:
+        text = self.read(f"{self.dist_info}/RECORD").decode("utf-8", "replace")
+        record: dict[str, tuple[str, str]] = {}
+        for row in csv.reader(io.StringIO(text)):
+            if not row:
+                continue
+            if len(row) != 3:
+                raise WheelError(
+                    self.filename, f"{self.dist_info}/RECORD has a malformed line: {row!r}"
+                )
+            record[row[0]] = (row[1], row[2])
+        return record
+
+    # -- context manager -------------------------------------------------------------
+    def __enter__(self) -> WheelFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._zip.close()
+
+    # -- reading ---------------------------------------------------------------------
+    @property
+    def wheel_tags(self) -> list[str]:
+        return list(self.wheel_metadata.get_all("Tag") or [])
+
+    @property
+    def root_is_purelib(self) -> bool:
+        return str(self.wheel_metadata.get("Root-Is-Purelib", "")).strip().lower() == "true"
+
+    def open(self, name: str) -> BinaryIO:
+        try:
+            return self._zip.open(name)  # type: ignore[return-value]
+        except (zipfile.BadZipFile, OSError, zlib.error, KeyError) as exc:
+            raise WheelError(self.filename, f"cannot read member {name!r} ({exc})") from None
+
+    def read(self, name: str) -> bytes:
+        with self.open(name) as stream:
+            try:
+                return stream.read()
+            except (zipfile.BadZipFile, OSError, zlib.error, EOFError) as exc:
+                raise WheelError(self.filename, f"cannot read member {name!r} ({exc})") from None
+
+    def head(self, name: str, size: int = 4) -> bytes:
+        with self.open(name) as stream:
+            try:
+                return stream.read(size)
+            except (zipfile.BadZipFile, OSError, zlib.error, EOFError) as exc:
+                raise WheelError(self.filename, f"cannot read member {name!r} ({exc})") from None
+
+    def extract(self, name: str, dest: Path) -> None:
+        """Stream member ``name`` to ``dest`` (a file path), keeping its permission bits."""
+        member = self.members[name]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with self.open(name) as src, dest.open("wb") as out:
+            try:
+                shutil.copyfileobj(src, out, CHUNK)
+            except (zipfile.BadZipFile, OSError, zlib.error, EOFError) as exc:
+                raise WheelError(self.filename, f"cannot read member {name!r} ({exc})") from None
+        dest.chmod((member.mode & 0o7777) or 0o644)
+
+    def raw_chunks(self, member: Member) -> Iterator[bytes]:
+        """The compressed bytes of ``member`` exactly as stored."""
+        fp = self._zip.fp
+        if fp is None:  # pragma: no cover - closed archive is a programming error
+            raise ValueError("wheel is closed")
+        fp.seek(member.offset)
+        header = fp.read(_LOCAL_HEADER.size)
+        if len(header) != _LOCAL_HEADER.size or _LOCAL_HEADER.unpack(header)[0] != _LOCAL_SIG:
+            raise WheelError(self.filename, f"member {member.name!r} has a corrupt local header")
+        fields = _LOCAL_HEADER.unpack(header)
+        fp.seek(member.offset + _LOCAL_HEADER.size + fields[9] + fields[10])
+        remaining = member.compressed_size
+        while remaining:
+            chunk = fp.read(min(CHUNK, remaining))
+            if not chunk:
+                raise WheelError(self.filename, f"member {member.name!r} is truncated")
+            remaining -= len(chunk)
+            yield chunk
+
+
+def _check_member_name(wheel: str, name: str) -> None:
+    parts = name.split("/")
+    if (
+        name.startswith("/")
+        or "\\" in name
+        or "\0" in name
+        or any(p in ("..", ".") for p in parts)
+        or (len(name) > 1 and name[1] == ":")
+    ):
+        raise WheelError(
+            wheel,
+            f"member name {name!r} is not a plain relative path inside the wheel;"
+            " refusing to process it",
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# writing
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A member ready to be copied into the output: its deflated bytes and metadata."""
+
+    name: str
+    source: Path | None  # scratch file with raw deflated data; None -> copy from wheel
+    size: int
+    compressed_size: int
+    crc: int
+    method: int
+    mode: int
+    record_hash: str
+
+
+def _deflate_file(src: Path, scratch: Path, level: int) -> tuple[int, int, int, str]:
+    """Deflate ``src`` into ``scratch``; return (size, compressed size, crc, RECORD hash)."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    digest = hashlib.sha256()
+    crc = size = csize = 0
+    with src.open("rb") as inp, scratch.open("wb") as out:
+        while chunk := inp.read(CHUNK):
+            size += len(chunk)
+            crc = zlib.crc32(chunk, crc)
+            digest.update(chunk)
+            data = compressor.compress(chunk)
+            csize += len(data)
+            out.write(data)
+        tail = compressor.flush()
+        csize += len(tail)
+        out.write(tail)
+    return size, csize, crc, record_hash(digest.digest())
+
+
+def _dos_date_time(date_time: tuple[int, int, int, int, int, int]) -> tuple[int, int]:
+    year, month, day, hour, minute, second = date_time
+    year = min(max(year, 1980), 2107)
+    return (
+        (hour << 11) | (minute << 5) | (second // 2),
+        ((year - 1980) << 9) | (month << 5) | day,
+    )
+
+
+def source_date_epoch() -> tuple[int, int, int, int, int, int] | None:
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = int(value)
+    except ValueError:
+        return None
+    seconds = max(seconds, 315532800)  # zip cannot store times before 1980-01-01
+    return time.gmtime(seconds)[:6]
+
+
+class _ZipWriter:
+    """Appends members to ``stream`` and writes the central directory (zip64 when needed)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._out = stream
+        self._central: list[bytes] = []
+        self._offset = 0
+
+    def _write(self, data: bytes) -> None:
+        self._out.write(data)
+        self._offset += len(data)
+
+    def add(
+        self,
+        name: str,
+        *,
+        chunks: Iterable[bytes],
+        size: int,
+        compressed_size: int,
+        crc: int,
+        method: int,
+        mode: int,
+        date_time: tuple[int, int, int, int, int, int],
+    ) -> None:
+        encoded = name.encode("utf-8")
+        flags = 0 if encoded.isascii() else _FLAG_UTF8
+        dostime, dosdate = _dos_date_time(date_time)
+        offset = self._offset
+        big = size >= _ZIP64_LIMIT or compressed_size >= _ZIP64_LIMIT
+        version = 45 if big else 20
+        local_extra = struct.pack("<HHQQ", 1, 16, size, compressed_size) if big else b""
+        self._write(
+            _LOCAL_HEADER.pack(
+                _LOCAL_SIG, version, flags, method, dostime, dosdate, crc,
+                _ZIP64_LIMIT if big else compressed_size,
+                _ZIP64_LIMIT if big else size,
+                len(encoded), len(local_extra),
+            )
+            + encoded
+            + local_extra
+        )
+        written = 0
+        for chunk in chunks:
+            written += len(chunk)
+            self._write(chunk)
+        if written != compressed_size:
+            raise WheelError(name, "member data ended early while copying")
+        values: list[int] = []
+        csize_field, size_field, offset_field = compressed_size, size, offset
+        if size >= _ZIP64_LIMIT:
+            values.append(size)
+            size_field = _ZIP64_LIMIT
+        if compressed_size >= _ZIP64_LIMIT:
+            values.append(compressed_size)
+            csize_field = _ZIP64_LIMIT
+        if offset >= _ZIP64_LIMIT:
+            values.append(offset)
+            offset_field = _ZIP64_LIMIT
+        extra = struct.pack(f"<HH{len(values)}Q", 1, 8 * len(values), *values) if values else b""
+        attr = ((stat.S_IFREG | (mode or 0o644)) & 0xFFFF) << 16
+        self._central.append(
+            _CENTRAL_HEADER.pack(
+                _CENTRAL_SIG, _UNIX_MADE_BY if not values else (3 << 8) | 45,
+                45 if values else version, flags, method, dostime, dosdate, crc,
+                csize_field, size_field, len(encoded), len(extra), 0, 0, 0, attr, offset_field,
+            )
+            + encoded
+            + extra
+        )
+
+    def finish(self) -> None:
+        start = self._offset
+        for entry in self._central:
+            self._write(entry)
+        size = self._offset - start
+        count = len(self._central)
+        if count >= 0xFFFF or start >= _ZIP64_LIMIT or size >= _ZIP64_LIMIT:
+            zip64_at = self._offset
+            self._write(
+                _ZIP64_EOCD.pack(0x06064B50, 44, 45, 45, 0, 0, count, count, size, start)
+            )
+            self._write(_ZIP64_LOCATOR.pack(0x07064B50, 0, zip64_at, 1))
+            self._write(
+                _EOCD.pack(0x06054B50, 0, 0, 0xFFFF, 0xFFFF, _ZIP64_LIMIT, _ZIP64_LIMIT, 0)
+            )
+        else:
+            self._write(_EOCD.pack(0x06054B50, 0, 0, count, count, size, start, 0))
+
+
+def write_wheel(
+    src: WheelFile,
+    out_path: Path,
+    *,
+    replaced: Mapping[str, Path],
+    added: Mapping[str, Path],
+    wheel_text: bytes,
+    extra_files: Mapping[str, bytes] = {},  # noqa: B006 - read-only default
+    compression_level: int = 6,
+    jobs: int | None = None,
+) -> Path:
+    """Write a new wheel to ``out_path``.
+
+    ``replaced`` maps existing members to files holding their new contents; ``added`` maps
+    new member names to files; ``extra_files`` maps new member names (small, e.g. an SBOM)
+    to contents. Unchanged members are copied compressed. WHEEL becomes ``wheel_text`` and
+    RECORD is regenerated. Returns ``out_path``.
+    """
+    record_name = f"{src.dist_info}/RECORD"
+    wheel_name = f"{src.dist_info}/WHEEL"
+    epoch = source_date_epoch()
+    new_time = epoch or src.members[wheel_name].date_time
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory(prefix="relabel-zip-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        small = dict(extra_files)
+        small[wheel_name] = wheel_text
+        jobs_list: list[tuple[str, Path, int]] = []
+        for name, path in [*replaced.items(), *added.items()]:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            jobs_list.append((name, path, mode))
+        small_files: dict[str, Path] = {}
+        for index, (name, data) in enumerate(small.items()):
+            path = scratch / f"small-{index}"
+            path.write_bytes(data)
+            small_files[name] = path
+            jobs_list.append((name, path, 0o644))
+
+        def prepare(job: tuple[str, Path, int]) -> _Prepared:
+            name, path, mode = job
+            target = scratch / f"z-{hashlib.sha1(name.encode()).hexdigest()}"  # noqa: S324
+            size, csize, crc, digest = _deflate_file(path, target, compression_level)
+            return _Prepared(name, target, size, csize, crc, zipfile.ZIP_DEFLATED, mode, digest)
+
+        workers = jobs or min(4, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            prepared = {p.name: p for p in pool.map(prepare, jobs_list)}
+
+        order = [n for n in src.members if n not in (record_name, wheel_name)]
+        dist_prefix = src.dist_info + "/"
+        body = [n for n in order if not n.startswith(dist_prefix)]
+        meta = [n for n in order if n.startswith(dist_prefix)]
+        new_names = [n for n in prepared if n not in src.members]
+        names = (
+            body
+            + sorted(n for n in new_names if not n.startswith(dist_prefix))
+            + meta
+            + [wheel_name]
+            + sorted(n for n in new_names if n.startswith(dist_prefix) and n != wheel_name)
+        )
+
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".part", dir=out_path.parent)
+        tmp_path = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                writer = _ZipWriter(stream)
+                rows: list[tuple[str, str, str]] = []
+                for name in names:
+                    if name in prepared:
+                        item = prepared[name]
+                        assert item.source is not None
+                        writer.add(
+                            name, chunks=_file_chunks(item.source), size=item.size,
+                            compressed_size=item.compressed_size, crc=item.crc,
+                            method=item.method, mode=item.mode, date_time=new_time,
+                        )
+                        rows.append((name, item.record_hash, str(item.size)))
+                        continue
+                    member = src.members[name]
+                    writer.add(
+                        name, chunks=src.raw_chunks(member), size=member.size,
+                        compressed_size=member.compressed_size, crc=member.crc,
+                        method=member.method, mode=member.mode,
+                        date_time=epoch or member.date_time,
+                    )
+                    rows.append((name, *_record_entry(src, member)))
+                record = io.StringIO()
+                csv_writer = csv.writer(record, lineterminator="\n")
+                csv_writer.writerows(rows)
+                csv_writer.writerow((record_name, "", ""))
+                data = record.getvalue().encode("utf-8")
+                deflated = _deflate_bytes(data, compression_level)
+                writer.add(
+                    record_name, chunks=[deflated], size=len(data),
+                    compressed_size=len(deflated), crc=zlib.crc32(data),
+                    method=zipfile.ZIP_DEFLATED, mode=0o644, date_time=new_time,
+                )
+                writer.finish()
+                stream.flush()
+                os.fsync(stream.fileno())
+            tmp_path.chmod(0o644)
+            os.replace(tmp_path, out_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp_path.unlink()
+            raise
+    return out_path
+
+
+def _record_entry(src: WheelFile, member: Member) -> tuple[str, str]:
+    """RECORD hash and size of an unchanged member, computed when RECORD lacks them."""
+    digest, size = src.record.get(member.name, ("", ""))
+    if digest and size == str(member.size):
+        return digest, size
+    hasher = hashlib.sha256()
+    with src.open(member.name) as stream:
+        while chunk := stream.read(CHUNK):
+            hasher.update(chunk)
+    return record_hash(hasher.digest()), str(member.size)
+
+
+def _deflate_bytes(data: bytes, level: int) -> bytes:
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as stream:
+        while chunk := stream.read(CHUNK):
+            yield chunk
+
+
+def render_wheel_metadata(original: Message, tags: Sequence[str]) -> bytes:
+    """WHEEL with its ``Tag`` lines replaced by ``tags``; every other header kept in order."""
+    lines: list[str] = []
+    tags_written = False
+    for key, value in original.items():
+        if key.lower() == "tag":
+            if not tags_written:
+                lines.extend(f"Tag: {t}" for t in tags)
+                tags_written = True
+            continue
+        lines.append(f"{key}: {value}")
+    if not tags_written:
+        lines.extend(f"Tag: {t}" for t in tags)
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def copy_atomically(src: Path, out_dir: Path, name: str | None = None) -> Path:
+    """Copy ``src`` into ``out_dir`` so that the final name appears only when complete."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / (name or src.name)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=out_dir)
+    tmp_path = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
+            shutil.copyfileobj(inp, out, CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp_path.chmod(0o644)
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+    return final

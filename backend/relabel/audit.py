@@ -1,0 +1,277 @@
+"""Pure: which policies a wheel meets, and exactly why it misses the others.
+
+Input is the wheel's ELF files with their resolved dependency closures
+(:class:`relabel.resolve.Node`) and the candidate policies; output is one
+:class:`Verdict` per policy and the summary tags (as-is, symbol-only, reachable by repair).
+Every reason a policy is ruled out is a :class:`Finding` naming the file, the library or
+symbol, and the policies it blocks. No I/O happens here.
+
+The checks follow the manylinux/musllinux rules (PEP 513/571/599/600/656) as auditwheel
+applies them: versioned symbols of the wheel's files and of the libraries that would be
+grafted, allowed libraries, blacklisted symbols, the x86-64 ISA level, PyFPE and UCS2 use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from relabel.elf import ElfInfo, is_loader
+from relabel.policy import Policy
+from relabel.resolve import LIBPYTHON, Library, Node
+
+# Finding kinds
+SYMBOL_VERSION = "symbol-version"
+BLACKLISTED = "blacklisted-symbol"
+EXTERNAL = "external-library"
+NOT_FOUND = "library-not-found"
+ISA = "isa-level"
+PYFPE = "pyfpe"
+UCS2 = "ucs2"
+LIBPYTHON_KIND = "libpython"
+
+#: kinds that ``repair`` removes by grafting or patching, so they do not block a repair
+REPAIRABLE = frozenset({EXTERNAL, LIBPYTHON_KIND})
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason one or more policies are out of reach."""
+
+    file: str  # wheel member, or "<member> -> <soname>" for a library to be grafted
+    kind: str
+    library: str | None = None
+    symbol: str | None = None
+    version: str | None = None
+    blocks: tuple[str, ...] = ()
+    detail: str = ""
+    searched: tuple[str, ...] = ()  # for library-not-found: every directory tried
+
+    def describe(self) -> str:
+        if self.kind == SYMBOL_VERSION:
+            what = f"{self.symbol}@{self.version}" if self.symbol else f"{self.version}"
+            return f"{self.file} -> {what} (from {self.library})"
+        if self.kind == BLACKLISTED:
+            return f"{self.file} -> {self.symbol} (blacklisted in {self.library})"
+        if self.kind == ISA:
+            return f"{self.file} -> {self.detail}"
+        if self.kind in (EXTERNAL, LIBPYTHON_KIND):
+            return f"{self.file} -> {self.library} (not on the allowed list)"
+        if self.kind == NOT_FOUND:
+            return (
+                f"{self.file} -> {self.library} (not found; searched: "
+                f"{', '.join(self.searched) or 'no directory'})"
+            )
+        return f"{self.file} -> {self.detail or self.kind}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    policy: Policy
+    #: soname -> resolved path (None: not found / libpython), for libraries outside the
+    #: policy's allowed list that are not inside the wheel
+    external: Mapping[str, str | None]
+    #: wheel member -> its own external sonames (the ones reachable from it)
+    external_by_member: Mapping[str, tuple[str, ...]]
+    findings: tuple[Finding, ...]  # every reason, including the repairable ones
+
+    @property
+    def meets_as_is(self) -> bool:
+        return not self.findings
+
+    @property
+    def blockers(self) -> tuple[Finding, ...]:
+        """Findings a repair cannot remove."""
+        return tuple(f for f in self.findings if f.kind not in REPAIRABLE)
+
+    @property
+    def reachable(self) -> bool:
+        return not self.blockers
+
+
+@dataclass(frozen=True)
+class Audit:
+    arch: str
+    libc: str | None
+    verdicts: tuple[Verdict, ...]  # most compatible first, ``linux_<arch>`` last
+    versioned_symbols: Mapping[str, tuple[str, ...]]  # library -> versions, the wheel's own
+    skipped: tuple[tuple[str, str], ...] = ()  # (member, why) ELF files not audited
+    nodes: tuple[Node, ...] = field(default=(), repr=False)
+
+    def verdict(self, name: str) -> Verdict:
+        for v in self.verdicts:
+            if name in v.policy.tags():
+                return v
+        raise KeyError(name)
+
+    @property
+    def linux(self) -> Verdict:
+        return self.verdicts[-1]
+
+    @property
+    def overall(self) -> Verdict:
+        """Best policy the wheel meets exactly as it is."""
+        return next(v for v in self.verdicts if v.meets_as_is or v.policy.is_linux)
+
+    @property
+    def best_symbols(self) -> Verdict:
+        """Best policy allowed by versioned symbols alone (grafted libraries included)."""
+        return next(
+            v
+            for v in self.verdicts
+            if v.policy.is_linux or not any(f.kind == SYMBOL_VERSION for f in v.findings)
+        )
+
+    @property
+    def repairable(self) -> Verdict:
+        """Best policy a repair reaches (``linux`` when none)."""
+        return next(v for v in self.verdicts if v.reachable or v.policy.is_linux)
+
+    def findings(self) -> list[Finding]:
+        """Every finding once, with ``blocks`` listing each policy it rules out."""
+        merged: dict[tuple[object, ...], list[str]] = {}
+        first: dict[tuple[object, ...], Finding] = {}
+        for verdict in self.verdicts:
+            for f in verdict.findings:
+                key = (f.file, f.kind, f.library, f.symbol, f.version, f.detail)
+                merged.setdefault(key, []).append(verdict.policy.name)
+                first.setdefault(key, f)
+        return [
+            Finding(
+                f.file, f.kind, f.library, f.symbol, f.version, tuple(merged[k]), f.detail,
+                f.searched,
+            )
+            for k, f in first.items()
+        ]
+
+
+def _inside(path: str | None, root: str) -> bool:
+    if path is None:
+        return False
+    root = os.path.realpath(root)
+    return os.path.realpath(path).startswith(root + os.sep)
+
+
+def _external(node: Node, allowed: frozenset[str], root: str) -> dict[str, Library]:
+    """Libraries reachable from ``node`` outside ``allowed``, walking through non-allowed ones."""
+    found: dict[str, Library] = {}
+    todo = [s for s in node.info.needed if not is_loader(s)]
+    seen: set[str] = set()
+    while todo:
+        soname = todo.pop()
+        if soname in seen or soname in allowed:
+            continue
+        seen.add(soname)
+        lib = node.libraries.get(soname)
+        if lib is None:  # excluded by configuration
+            continue
+        if not _inside(lib.path, root):
+            found[soname] = lib
+        todo.extend(s for s in node.edges.get(soname, ()) if not is_loader(s))
+    return found
+
+
+def _symbol_findings(
+    where: str, info: ElfInfo, policy: Policy, via: str | None = None
+) -> Iterable[Finding]:
+    label = f"{where} -> {via}" if via else where
+    bad: set[tuple[str, str]] = {
+        (library, version)
+        for library, version in info.symbol_versions()
+        if not policy.allows_symbol_version(version)
+    }
+    if not bad:
+        return []
+    out: list[Finding] = []
+    covered: set[tuple[str, str]] = set()
+    for sym in info.undefined:
+        if sym.version and sym.library and (sym.library, sym.version) in bad:
+            out.append(Finding(label, SYMBOL_VERSION, sym.library, sym.name, sym.version))
+            covered.add((sym.library, sym.version))
+    out.extend(
+        Finding(label, SYMBOL_VERSION, library, None, version)
+        for library, version in sorted(bad - covered)
+    )
+    return out
+
+
+def audit(
+    nodes: Sequence[Node],
+    policies: Sequence[Policy],
+    *,
+    arch: str,
+    libc: str | None,
+    wheel_root: str,
+    isa_check: bool = True,
+    skipped: Sequence[tuple[str, str]] = (),
+) -> Audit:
+    """Evaluate every policy (most compatible first, ``linux`` last) against the wheel."""
+    own_versions: dict[str, set[str]] = {}
+    for node in nodes:
+        for library, version in node.info.symbol_versions():
+            own_versions.setdefault(library, set()).add(version)
+
+    common: list[Finding] = []
+    for node in nodes:
+        info = node.info
+        if isa_check and info.isa_level > 1:
+            common.append(
+                Finding(node.member, ISA, detail=f"needs the x86-64-v{info.isa_level} instruction set")
+            )
+        if info.is_python_extension and info.uses_pyfpe:
+            common.append(Finding(node.member, PYFPE, detail="uses PyFPE_jbuf (fpectl builds only)"))
+        if info.uses_ucs2 and info.python_init and not info.python_init.startswith("PyInit_"):
+            common.append(Finding(node.member, UCS2, detail="built for a narrow-unicode (UCS2) Python"))
+
+    verdicts: list[Verdict] = []
+    for policy in policies:
+        if policy.is_linux:
+            verdicts.append(Verdict(policy, {}, {}, ()))
+            continue
+        findings: list[Finding] = list(common)
+        external: dict[str, str | None] = {}
+        by_member: dict[str, tuple[str, ...]] = {}
+        grafted: dict[str, ElfInfo] = {}
+        for node in nodes:
+            findings.extend(_symbol_findings(node.member, node.info, policy))
+            libs = _external(node, policy.allowed_libs, wheel_root)
+            by_member[node.member] = tuple(sorted(libs))
+            for soname, lib in sorted(libs.items()):
+                external.setdefault(soname, lib.path)
+                if LIBPYTHON.match(soname):
+                    findings.append(Finding(node.member, LIBPYTHON_KIND, library=soname))
+                    continue
+                if lib.path is None:
+                    findings.append(
+                        Finding(node.member, NOT_FOUND, library=soname, searched=lib.searched)
+                    )
+                    continue
+                findings.append(Finding(node.member, EXTERNAL, library=soname))
+                if lib.info is not None and soname not in grafted:
+                    grafted[soname] = lib.info
+            undefined = {s.name for s in node.info.undefined if not s.weak} | {"*"}
+            for library in node.info.needed:
+                banned = policy.blacklist.get(library)
+                if banned:
+                    findings.extend(
+                        Finding(node.member, BLACKLISTED, library=library, symbol=name)
+                        for name in sorted(banned & undefined)
+                    )
+        for soname, info in sorted(grafted.items()):
+            findings.extend(_symbol_findings(soname, info, policy, via=None))
+            if isa_check and info.isa_level > 1:
+                findings.append(
+                    Finding(soname, ISA, library=soname,
+                            detail=f"needs the x86-64-v{info.isa_level} instruction set")
+                )
+        verdicts.append(Verdict(policy, external, by_member, tuple(findings)))
+
+    return Audit(
+        arch=arch,
+        libc=libc,
+        verdicts=tuple(verdicts),
+        versioned_symbols={k: tuple(sorted(v)) for k, v in sorted(own_versions.items())},
+        skipped=tuple(skipped),
+        nodes=tuple(nodes),
+    )

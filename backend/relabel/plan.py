@@ -1,0 +1,211 @@
+"""Pure: from an audit and the settings to the exact changes a repair makes.
+
+A :class:`Plan` lists the target tags, the libraries to graft (with their hash-mangled
+names), and one :class:`Patch` per ELF file, so that applying it is one patchelf call per
+file. When the requested policy cannot be met the plan carries every blocker instead
+(:func:`make_plan` raises :class:`~relabel.errors.PolicyError` for an explicit target and
+returns a "keep the linux tag" plan for ``auto``). No I/O happens here: file hashes come in
+as an argument.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from relabel.audit import NOT_FOUND, Audit, Finding, Verdict
+from relabel.elf import ElfInfo
+from relabel.errors import PolicyError
+from relabel.resolve import LIBPYTHON
+
+_TOKENS = ("$ORIGIN", "${ORIGIN}")
+
+
+@dataclass(frozen=True)
+class Graft:
+    soname: str  # as needed by the wheel's files
+    source: str  # real path on this machine
+    new_name: str  # file name and new SONAME inside the libs directory
+    member: str  # path inside the wheel
+
+
+@dataclass(frozen=True)
+class Patch:
+    member: str
+    set_soname: str | None = None
+    replace_needed: tuple[tuple[str, str], ...] = ()
+    remove_needed: tuple[str, ...] = ()
+    set_rpath: str | None = None
+    remove_rpath: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.set_soname or self.replace_needed or self.remove_needed
+            or self.set_rpath is not None or self.remove_rpath
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    target: Verdict  # the policy the wheel is repaired to (linux when none)
+    platform_tags: tuple[str, ...]  # new platform tags, most compatible first
+    grafts: tuple[Graft, ...] = ()
+    patches: tuple[Patch, ...] = ()
+    #: why the wheel keeps its linux tag (auto target, nothing reachable)
+    unmet: tuple[Finding, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def keeps_linux(self) -> bool:
+        return self.target.policy.is_linux
+
+
+def mangled_name(file_name: str, sha256_hex: str) -> str:
+    """``libbz2.so.1.0.4`` + hash -> ``libbz2-<8 hex>.so.1.0.4`` (auditwheel's rule)."""
+    short = sha256_hex[:8]
+    base, dot, rest = file_name.partition(".")
+    if base.endswith("-" + short):
+        return file_name
+    return f"{base}-{short}{dot}{rest}"
+
+
+def choose_target(audit: Audit, plat: str, *, only_plat: bool = False) -> tuple[Verdict, tuple[Verdict, ...]]:
+    """The verdict to graft for and every verdict whose tags the wheel gets.
+
+    Raises PolicyError for an explicit ``plat`` that cannot be reached.
+    """
+    best = audit.repairable
+    if plat == "auto":
+        return best, (best,)
+    requested = _find_verdict(audit, plat)
+    if not requested.reachable:
+        raise PolicyError(
+            requested.policy.name,
+            [f.describe() for f in _unique(requested.blockers)],
+            advice=advice(requested.blockers),
+        )
+    if only_plat or best.policy.priority <= requested.policy.priority:
+        return requested, (requested,)
+    return best, (best, requested)
+
+
+def _find_verdict(audit: Audit, plat: str) -> Verdict:
+    for verdict in audit.verdicts:
+        names = verdict.policy.tags()
+        if plat in names or any(n == f"{plat}_{audit.arch}" for n in names):
+            return verdict
+    known = ", ".join(v.policy.name for v in audit.verdicts)
+    raise PolicyError(
+        f"{plat}_{audit.arch}",
+        [f"no policy {plat!r} exists for {audit.arch} (known here: {known})"],
+    )
+
+
+def _unique(findings: Sequence[Finding]) -> list[Finding]:
+    return list(dict.fromkeys(findings))
+
+
+def advice(blockers: Sequence[Finding]) -> str:
+    kinds = {f.kind for f in blockers}
+    tips = []
+    if "symbol-version" in kinds:
+        tips.append(
+            "build on an older system (a manylinux container image) so the toolchain"
+            " links against older symbol versions"
+        )
+    if NOT_FOUND in kinds:
+        tips.append("make the missing libraries findable with library-dirs, or exclude them")
+    if "isa-level" in kinds:
+        tips.append("build for the baseline x86-64 instruction set (-march=x86-64)")
+    if "blacklisted-symbol" in kinds:
+        tips.append("stop using the blacklisted symbols")
+    return ("To fix: " + "; ".join(tips) + ".") if tips else ""
+
+
+def rpath_inside_wheel(entry: str, member_dir: str) -> bool:
+    """True when an RPATH entry stays inside the wheel once installed."""
+    root = "/__wheel_root__"
+    origin = posixpath.join(root, member_dir)
+    expanded = entry
+    for token in _TOKENS:
+        expanded = expanded.replace(token, origin)
+    if not expanded.startswith(root):
+        return False
+    return posixpath.normpath(expanded).startswith(root + "/") or posixpath.normpath(expanded) == root
+
+
+def make_plan(
+    audit: Audit,
+    *,
+    plat: str,
+    libs_dir: str,
+    hashes: Mapping[str, str],
+    only_plat: bool = False,
+) -> Plan:
+    """Plan the repair of the audited wheel.
+
+    ``hashes`` maps the real path of every library that may be grafted to its sha256 hex.
+    ``libs_dir`` is the wheel-relative directory for grafted libraries (``<dist>.libs``).
+    """
+    target, tagged = choose_target(audit, plat, only_plat=only_plat)
+    tags = tuple(t for v in tagged for t in v.policy.tags())
+    if target.policy.is_linux:
+        unmet = _unique(audit.verdicts[-2].blockers) if len(audit.verdicts) > 1 else []
+        return Plan(target, tags, unmet=tuple(unmet))
+
+    grafts: dict[str, Graft] = {}
+    for soname, source in sorted(target.external.items()):
+        if source is None or LIBPYTHON.match(soname):
+            continue
+        name = mangled_name(posixpath.basename(source), hashes[source])
+        grafts[soname] = Graft(soname, source, name, f"{libs_dir}/{name}")
+
+    patches: list[Patch] = []
+    for node in audit.nodes:
+        member_dir = posixpath.dirname(node.member)
+        own = target.external_by_member.get(node.member, ())
+        direct = set(node.info.needed)
+        replace = tuple((s, grafts[s].new_name) for s in node.info.needed if s in grafts)
+        remove = tuple(s for s in node.info.needed if LIBPYTHON.match(s))
+        entries = node.info.runpath or node.info.rpath
+        kept = [e for e in entries if rpath_inside_wheel(e, member_dir)]
+        needs_libs = any(s in grafts for s in own) or any(s in grafts for s in direct)
+        if needs_libs:
+            rel = posixpath.relpath(libs_dir, member_dir or ".")
+            kept.append("$ORIGIN" if rel == "." else f"$ORIGIN/{rel}")
+        kept = list(dict.fromkeys(kept))
+        set_rpath: str | None = None
+        remove_rpath = False
+        if kept != list(entries) or (needs_libs and not node.info.rpath):
+            # auditwheel writes DT_RPATH (--force-rpath): it also covers the dependencies'
+            # lookups, which DT_RUNPATH would not.
+            set_rpath = ":".join(kept) if kept else None
+            remove_rpath = not kept
+        patch = Patch(node.member, None, replace, remove, set_rpath, remove_rpath)
+        if not patch.empty:
+            patches.append(patch)
+
+    for graft in grafts.values():
+        lib = _library_info(audit, graft.soname)
+        needed = lib.needed if lib is not None else ()
+        replace = tuple((s, grafts[s].new_name) for s in needed if s in grafts)
+        patches.append(
+            Patch(
+                graft.member,
+                set_soname=graft.new_name,
+                replace_needed=replace,
+                set_rpath="$ORIGIN" if replace else None,
+                remove_rpath=not replace,
+            )
+        )
+    return Plan(target, tags, tuple(grafts.values()), tuple(patches))
+
+
+def _library_info(audit: Audit, soname: str) -> ElfInfo | None:
+    for node in audit.nodes:
+        lib = node.libraries.get(soname)
+        if lib is not None and lib.info is not None:
+            return lib.info
+    return None
