@@ -1,0 +1,394 @@
+"""The manylinux and musllinux platform policies, as data.
+
+This module owns the policy tables in ``relabel/_data`` and their interpretation: which
+platform tags exist on which architecture, how they are ordered, which symbol versions each
+one allows per namespace (``GLIBC``, ``GLIBCXX``, ``CXXABI``, ``GCC``, ``ZLIB``,
+``LIBATOMIC``), which libraries a wheel may leave external, and which symbols of those
+libraries it must not reference. The data format is described at the top of each data file.
+
+It must not probe anything: it never inspects the host (no libc detection, no library
+search paths, no subprocesses) and never reads a wheel or an ELF file. Deciding which policy
+a binary satisfies is left to the callers that read the binaries; musl in particular is not
+detected here: both musllinux policies are always offered, musllinux_1_1 first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import functools
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+__all__ = [
+    "ARCHITECTURES",
+    "LINUX",
+    "Libc",
+    "Policy",
+    "known_names",
+    "lookup",
+    "policies_for",
+]
+
+#: Every architecture some manylinux or musllinux policy exists on.
+ARCHITECTURES: tuple[str, ...] = (
+    "x86_64",
+    "i686",
+    "aarch64",
+    "ppc64le",
+    "ppc64",
+    "s390x",
+    "armv7l",
+    "riscv64",
+    "loongarch64",
+)
+
+#: Base name of the unconstrained fallback policy (tags ``linux_<arch>``).
+LINUX = "linux"
+
+
+class Libc(str, enum.Enum):
+    """The C library a policy is defined against."""
+
+    GLIBC = "glibc"
+    MUSL = "musl"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_DATA_FILES = {Libc.GLIBC: "manylinux.json", Libc.MUSL: "musllinux.json"}
+_NOTHING: Mapping[str, frozenset[str]] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One platform tag on one architecture and everything it allows.
+
+    ``priority`` orders the policies of one libc and architecture: larger is more widely
+    compatible, ``linux`` is 0. ``symbol_versions`` maps a namespace (``"GLIBC"``) to the
+    versions allowed in it, without the prefix (``"2.17"``, ``"ABI_DT_RELR"``).
+    ``allowed_libs`` are the sonames a wheel may leave external and ``blacklist`` maps some
+    of them to symbols that must not be referenced. ``linux`` has none of these: it checks
+    nothing.
+    """
+
+    name: str
+    base: str
+    aliases: tuple[str, ...]
+    libc: Libc | None
+    arch: str
+    priority: int
+    version: tuple[int, int] | None
+    symbol_versions: Mapping[str, frozenset[str]] = field(hash=False, repr=False)
+    allowed_libs: frozenset[str] = field(repr=False)
+    blacklist: Mapping[str, frozenset[str]] = field(hash=False, repr=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_linux(self) -> bool:
+        """True for the plain ``linux_<arch>`` policy, which checks nothing."""
+        return self.libc is None
+
+    def tags(self) -> tuple[str, ...]:
+        """The policy's tag followed by its legacy aliases."""
+        return (self.name, *self.aliases)
+
+    def allows_symbol_version(self, version: str) -> bool:
+        """Whether a reference to symbol version ``version`` is allowed.
+
+        ``version`` is the full version-needed name, e.g. ``"GLIBC_2.17"`` or
+        ``"CXXABI_TM_1"``; it is split at the first underscore into namespace and version.
+        A namespace the policy does not list is not restricted; a listed one allows exactly
+        its set. ``linux`` allows everything.
+        """
+        namespace, _, number = version.partition("_")
+        allowed = self.symbol_versions.get(namespace)
+        return allowed is None or number in allowed
+
+
+@dataclass(frozen=True)
+class _Family:
+    """The policies loaded from one data file."""
+
+    by_arch: Mapping[str, tuple[Policy, ...]]
+    aliases: Mapping[str, tuple[str, ...]]  # base name -> legacy alias base names
+
+
+def _parse_version(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
+def _version_key(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def _in_span(version: tuple[int, int], first: str | None, last: str | None) -> bool:
+    if first is not None and version < _parse_version(first):
+        return False
+    return last is None or version <= _parse_version(last)
+
+
+def _expand(entries: Iterable[str]) -> list[str]:
+    """Expand ``"A..B"`` runs (stepping the last component) in a version list."""
+    versions: list[str] = []
+    for entry in entries:
+        first, dots, last = entry.partition("..")
+        if not dots:
+            versions.append(entry)
+            continue
+        head, _, start = first.rpartition(".")
+        tail_head, _, stop = last.rpartition(".")
+        if head != tail_head or int(start) >= int(stop):
+            msg = f"invalid version run {entry!r} in the policy data"
+            raise ValueError(msg)
+        versions.extend(f"{head}.{n}" for n in range(int(start), int(stop) + 1))
+    return versions
+
+
+@functools.cache
+def _load(libc: Libc) -> _Family:
+    source = resources.files("relabel") / "_data" / _DATA_FILES[libc]
+    data: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    family: str = data["family"]
+    version_namespace: str | None = data["version_namespace"]
+    rows: list[dict[str, Any]] = data["policies"]
+    spans: dict[str, dict[str, str]] = data["architectures"]
+    universe: dict[str, dict[str, list[str]]] = {
+        namespace: {arch: _expand(versions) for arch, versions in per_arch.items()}
+        for namespace, per_arch in data["universe"].items()
+    }
+    unknown = set(spans) - set(ARCHITECTURES)
+    if unknown:
+        msg = f"{family}: unknown architectures {sorted(unknown)} in the policy data"
+        raise ValueError(msg)
+
+    by_arch: dict[str, list[Policy]] = {arch: [] for arch in ARCHITECTURES if arch in spans}
+    aliases: dict[str, tuple[str, ...]] = {}
+    caps: dict[str, str | None] = {}
+    for index, row in enumerate(rows):
+        version = _parse_version(row["version"])
+        base = f"{family}_{version[0]}_{version[1]}"
+        aliases[base] = tuple(row.get("aliases", ()))
+        caps.update(row.get("caps", {}))
+        if version_namespace is not None:
+            caps[version_namespace] = row["version"]
+        if set(caps) != set(universe):
+            msg = f"{base}: caps {sorted(caps)} do not match namespaces {sorted(universe)}"
+            raise ValueError(msg)
+
+        lib_templates = [
+            lib
+            for entry in data["allowed_libs"]
+            if _in_span(version, entry.get("since"), entry.get("last"))
+            for lib in entry["libs"]
+        ]
+        blacklist: dict[str, frozenset[str]] = {}
+        for entry in data["blacklist"]:
+            if _in_span(version, entry.get("since"), entry.get("last")):
+                for soname, symbols in entry["libs"].items():
+                    blacklist[soname] = blacklist.get(soname, frozenset()) | frozenset(symbols)
+
+        for arch, arch_policies in by_arch.items():
+            span = spans[arch]
+            if not _in_span(version, span.get("first"), span.get("last")):
+                continue
+            arch_caps = {**caps, **row.get("arch_caps", {}).get(arch, {})}
+            symbol_versions: dict[str, set[str]] = {}
+            for namespace, per_arch in universe.items():
+                cap = arch_caps[namespace]
+                known = per_arch[arch] if arch in per_arch else per_arch["*"]
+                symbol_versions[namespace] = {
+                    v for v in known if cap is not None and _version_key(v) <= _version_key(cap)
+                }
+            for extra in data["extras"]:
+                if _in_span(version, extra["since"], None) and (
+                    extra["arches"] == "*" or arch in extra["arches"]
+                ):
+                    for namespace, names in extra["versions"].items():
+                        symbol_versions[namespace].update(names)
+            libc_arch = span.get("libc_arch", arch)
+            arch_policies.append(
+                Policy(
+                    name=f"{base}_{arch}",
+                    base=base,
+                    aliases=tuple(f"{alias}_{arch}" for alias in aliases[base]),
+                    libc=libc,
+                    arch=arch,
+                    priority=len(rows) - index,
+                    version=version,
+                    symbol_versions=MappingProxyType(
+                        {ns: frozenset(v) for ns, v in symbol_versions.items()}
+                    ),
+                    allowed_libs=frozenset(t.format(libc_arch=libc_arch) for t in lib_templates),
+                    blacklist=MappingProxyType(dict(blacklist)),
+                )
+            )
+    return _Family(
+        by_arch=MappingProxyType({arch: tuple(p) for arch, p in by_arch.items()}),
+        aliases=MappingProxyType(aliases),
+    )
+
+
+@functools.cache
+def _linux(arch: str) -> Policy:
+    return Policy(
+        name=f"{LINUX}_{arch}",
+        base=LINUX,
+        aliases=(),
+        libc=None,
+        arch=arch,
+        priority=0,
+        version=None,
+        symbol_versions=_NOTHING,
+        allowed_libs=frozenset(),
+        blacklist=_NOTHING,
+    )
+
+
+@functools.cache
+def policies_for(libc: Libc, arch: str) -> tuple[Policy, ...]:
+    """Every policy of ``libc`` on ``arch``, most compatible first, ending with linux.
+
+    An architecture without manylinux/musllinux policies only gets ``linux_<arch>``.
+    """
+    return (*_load(Libc(libc)).by_arch.get(arch, ()), _linux(arch))
+
+
+@functools.cache
+def _index() -> Mapping[str, tuple[Libc | None, str, tuple[str, ...]]]:
+    """Base name or legacy alias -> (libc, base name, architectures it exists on)."""
+    index: dict[str, tuple[Libc | None, str, tuple[str, ...]]] = {}
+    for libc in Libc:
+        family = _load(libc)
+        for base, legacy in family.aliases.items():
+            arches = tuple(
+                arch
+                for arch, policies in family.by_arch.items()
+                if any(p.base == base for p in policies)
+            )
+            for name in (base, *legacy):
+                index[name] = (libc, base, arches)
+    index[LINUX] = (None, LINUX, ARCHITECTURES)
+    return MappingProxyType(index)
+
+
+def known_names() -> tuple[str, ...]:
+    """Every base name and legacy alias (without architecture), and ``linux``."""
+    return tuple(_index())
+
+
+@functools.cache
+def _all_tags() -> tuple[str, ...]:
+    return tuple(
+        tag
+        for libc in Libc
+        for arch in ARCHITECTURES
+        for policy in policies_for(libc, arch)
+        if libc is Libc.GLIBC or not policy.is_linux
+        for tag in policy.tags()
+    )
+
+
+def _split_tag(name: str) -> tuple[str | None, str | None]:
+    """Split ``name`` into a known base name or alias and an architecture (or None)."""
+    index = _index()
+    if name in index:
+        return name, None
+    for known in sorted(index, key=len, reverse=True):
+        prefix = f"{known}_"
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return known, name[len(prefix) :]
+    return None, None
+
+
+def _pep600_version(name: str) -> tuple[str, tuple[int, int]] | None:
+    """``"manylinux_2_17"`` -> ``("manylinux", (2, 17))``; None for other shapes."""
+    family, *parts = name.split("_")
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        return None
+    return family, (int(parts[0]), int(parts[1]))
+
+
+def _neighbours(stem: str, arch: str | None) -> list[str]:
+    """For an unknown ``manylinux_X_Y``/``musllinux_X_Y``, the known ones just around it."""
+    wanted = _pep600_version(stem)
+    if wanted is None:
+        return []
+    candidates: list[tuple[tuple[int, int], str]] = []
+    for base, (_, _, arches) in _index().items():
+        known = _pep600_version(base)
+        if known is not None and known[0] == wanted[0] and arch in (None, *arches):
+            candidates.append((known[1], base))
+    candidates.sort()
+    older = [base for version, base in candidates if version < wanted[1]]
+    newer = [base for version, base in candidates if version > wanted[1]]
+    return [*older[-1:], *newer[:1]]
+
+
+def _unknown_name(name: str) -> str:
+    index = _index()
+    names = list(index)
+    arch = next(
+        (a for a in sorted(ARCHITECTURES, key=len, reverse=True) if name.endswith(f"_{a}")),
+        None,
+    )
+    if arch is not None:
+        stem = name[: -len(arch) - 1]
+        close = _neighbours(stem, arch) or difflib.get_close_matches(stem, names, n=3)
+        matches = [f"{match}_{arch}" for match in close if arch in index[match][2]]
+    else:
+        matches = _neighbours(name, None) or difflib.get_close_matches(
+            name, [*names, *_all_tags()], n=3
+        )
+    if matches:
+        hint = "did you mean " + " or ".join(repr(m) for m in matches) + "?"
+    else:
+        hint = "known policies are " + ", ".join(names)
+    return f"unknown platform policy {name!r}; {hint}"
+
+
+def _missing_on(name: str, arch: str, arches: tuple[str, ...]) -> str:
+    text = f"{name} does not exist on {arch}; it exists on {', '.join(arches)}"
+    close = difflib.get_close_matches(arch, arches, n=1)
+    if arch not in ARCHITECTURES and close:
+        text += f" (did you mean {name}_{close[0]}?)"
+    return text
+
+
+def lookup(name: str, arch: str | None = None) -> Policy:
+    """Find a policy by full tag, or by base name or legacy alias plus ``arch``.
+
+    ``name`` is a full tag (``"manylinux_2_17_x86_64"``, ``"manylinux2014_x86_64"``,
+    ``"linux_x86_64"``) or a name without architecture (``"manylinux_2_17"``,
+    ``"manylinux2014"``, ``"musllinux_1_2"``, ``"linux"``) given together with ``arch``.
+    Raises KeyError for unknown names (suggesting the closest ones) and for policies that
+    do not exist on the architecture (saying where they do).
+    """
+    known, tag_arch = _split_tag(name)
+    if known is None:
+        raise KeyError(_unknown_name(name))
+    if tag_arch is not None:
+        if arch is not None and arch != tag_arch:
+            msg = f"{name!r} is a tag for {tag_arch}, not for the requested {arch}"
+            raise KeyError(msg)
+        arch = tag_arch
+    if arch is None:
+        msg = f"{name!r} needs an architecture: pass arch, or a full tag like '{name}_x86_64'"
+        raise KeyError(msg)
+    libc, base, arches = _index()[known]
+    if libc is None:
+        return _linux(arch)
+    for policy in policies_for(libc, arch):
+        if policy.base == base:
+            return policy
+    raise KeyError(_missing_on(known, arch, arches))
