@@ -30,18 +30,21 @@ import tempfile
 import time
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.message import Message
 from email.parser import BytesParser
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from relabel.errors import WheelError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from email.message import Message
+
+    from packaging.tags import Tag
 
 CHUNK = 1 << 20
 _ZIP64_LIMIT = 0xFFFFFFFF
@@ -135,7 +138,9 @@ class WheelFile:
                 mode=stat.S_IMODE(mode),
                 date_time=info.date_time,
             )
-        dist_infos = {n.split("/", 1)[0] for n in self.members if n.split("/", 1)[0].endswith(".dist-info")}
+        dist_infos = {
+            n.split("/", 1)[0] for n in self.members if n.split("/", 1)[0].endswith(".dist-info")
+        }
         if len(dist_infos) != 1:
             found = ", ".join(sorted(dist_infos)) or "none"
             raise WheelError(
@@ -259,7 +264,7 @@ class _Prepared:
     """A member ready to be copied into the output: its deflated bytes and metadata."""
 
     name: str
-    source: Path | None  # scratch file with raw deflated data; None -> copy from wheel
+    source: Path  # scratch file holding the raw deflated data
     size: int
     compressed_size: int
     crc: int
@@ -341,10 +346,17 @@ class _ZipWriter:
         local_extra = struct.pack("<HHQQ", 1, 16, size, compressed_size) if big else b""
         self._write(
             _LOCAL_HEADER.pack(
-                _LOCAL_SIG, version, flags, method, dostime, dosdate, crc,
+                _LOCAL_SIG,
+                version,
+                flags,
+                method,
+                dostime,
+                dosdate,
+                crc,
                 _ZIP64_LIMIT if big else compressed_size,
                 _ZIP64_LIMIT if big else size,
-                len(encoded), len(local_extra),
+                len(encoded),
+                len(local_extra),
             )
             + encoded
             + local_extra
@@ -370,9 +382,23 @@ class _ZipWriter:
         attr = ((stat.S_IFREG | (mode or 0o644)) & 0xFFFF) << 16
         self._central.append(
             _CENTRAL_HEADER.pack(
-                _CENTRAL_SIG, _UNIX_MADE_BY if not values else (3 << 8) | 45,
-                45 if values else version, flags, method, dostime, dosdate, crc,
-                csize_field, size_field, len(encoded), len(extra), 0, 0, 0, attr, offset_field,
+                _CENTRAL_SIG,
+                _UNIX_MADE_BY if not values else (3 << 8) | 45,
+                45 if values else version,
+                flags,
+                method,
+                dostime,
+                dosdate,
+                crc,
+                csize_field,
+                size_field,
+                len(encoded),
+                len(extra),
+                0,
+                0,
+                0,
+                attr,
+                offset_field,
             )
             + encoded
             + extra
@@ -386,15 +412,62 @@ class _ZipWriter:
         count = len(self._central)
         if count >= 0xFFFF or start >= _ZIP64_LIMIT or size >= _ZIP64_LIMIT:
             zip64_at = self._offset
-            self._write(
-                _ZIP64_EOCD.pack(0x06064B50, 44, 45, 45, 0, 0, count, count, size, start)
-            )
+            self._write(_ZIP64_EOCD.pack(0x06064B50, 44, 45, 45, 0, 0, count, count, size, start))
             self._write(_ZIP64_LOCATOR.pack(0x07064B50, 0, zip64_at, 1))
-            self._write(
-                _EOCD.pack(0x06054B50, 0, 0, 0xFFFF, 0xFFFF, _ZIP64_LIMIT, _ZIP64_LIMIT, 0)
-            )
+            self._write(_EOCD.pack(0x06054B50, 0, 0, 0xFFFF, 0xFFFF, _ZIP64_LIMIT, _ZIP64_LIMIT, 0))
         else:
             self._write(_EOCD.pack(0x06054B50, 0, 0, count, count, size, start, 0))
+
+
+def _deflate_all(
+    files: Sequence[tuple[str, Path, int]], scratch: Path, level: int, jobs: int | None
+) -> dict[str, _Prepared]:
+    """Deflate every (name, file, mode) into scratch files, in parallel threads."""
+
+    def prepare(index: int) -> _Prepared:
+        name, path, mode = files[index]
+        target = scratch / f"member-{index}.deflated"
+        size, csize, crc, digest = _deflate_file(path, target, level)
+        return _Prepared(name, target, size, csize, crc, zipfile.ZIP_DEFLATED, mode, digest)
+
+    workers = max(1, jobs or min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return {p.name: p for p in pool.map(prepare, range(len(files)))}
+
+
+def _member_order(src: WheelFile, new_names: Iterable[str]) -> list[str]:
+    """Original order, new files before .dist-info, WHEEL then new metadata last (RECORD
+    is appended by the writer)."""
+    prefix = src.dist_info + "/"
+    wheel_name, record_name = prefix + "WHEEL", prefix + "RECORD"
+    old = [n for n in src.members if n not in (wheel_name, record_name)]
+    new = sorted(n for n in new_names if n not in src.members)
+    return (
+        [n for n in old if not n.startswith(prefix)]
+        + [n for n in new if not n.startswith(prefix)]
+        + [n for n in old if n.startswith(prefix)]
+        + [wheel_name]
+        + [n for n in new if n.startswith(prefix)]
+    )
+
+
+@contextlib.contextmanager
+def atomic_output(final: Path) -> Iterator[BinaryIO]:
+    """A stream whose content appears at ``final`` only once complete (rename in place)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    tmp_path = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        tmp_path.chmod(0o644)
+        tmp_path.replace(final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
 
 
 def write_wheel(
@@ -404,7 +477,7 @@ def write_wheel(
     replaced: Mapping[str, Path],
     added: Mapping[str, Path],
     wheel_text: bytes,
-    extra_files: Mapping[str, bytes] = {},  # noqa: B006 - read-only default
+    extra_files: Mapping[str, bytes] | None = None,
     compression_level: int = 6,
     jobs: int | None = None,
 ) -> Path:
@@ -416,94 +489,65 @@ def write_wheel(
     RECORD is regenerated. Returns ``out_path``.
     """
     record_name = f"{src.dist_info}/RECORD"
-    wheel_name = f"{src.dist_info}/WHEEL"
     epoch = source_date_epoch()
-    new_time = epoch or src.members[wheel_name].date_time
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-
+    new_time = epoch or src.members[f"{src.dist_info}/WHEEL"].date_time
     with tempfile.TemporaryDirectory(prefix="relabel-zip-") as scratch_dir:
         scratch = Path(scratch_dir)
-        small = dict(extra_files)
-        small[wheel_name] = wheel_text
-        jobs_list: list[tuple[str, Path, int]] = []
-        for name, path in [*replaced.items(), *added.items()]:
-            mode = stat.S_IMODE(path.stat().st_mode)
-            jobs_list.append((name, path, mode))
-        small_files: dict[str, Path] = {}
+        files = [
+            (n, p, stat.S_IMODE(p.stat().st_mode)) for n, p in [*replaced.items(), *added.items()]
+        ]
+        small = {**(extra_files or {}), f"{src.dist_info}/WHEEL": wheel_text}
         for index, (name, data) in enumerate(small.items()):
             path = scratch / f"small-{index}"
             path.write_bytes(data)
-            small_files[name] = path
-            jobs_list.append((name, path, 0o644))
+            files.append((name, path, 0o644))
+        prepared = _deflate_all(files, scratch, compression_level, jobs)
 
-        def prepare(job: tuple[str, Path, int]) -> _Prepared:
-            name, path, mode = job
-            target = scratch / f"z-{hashlib.sha1(name.encode()).hexdigest()}"  # noqa: S324
-            size, csize, crc, digest = _deflate_file(path, target, compression_level)
-            return _Prepared(name, target, size, csize, crc, zipfile.ZIP_DEFLATED, mode, digest)
-
-        workers = jobs or min(4, os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            prepared = {p.name: p for p in pool.map(prepare, jobs_list)}
-
-        order = [n for n in src.members if n not in (record_name, wheel_name)]
-        dist_prefix = src.dist_info + "/"
-        body = [n for n in order if not n.startswith(dist_prefix)]
-        meta = [n for n in order if n.startswith(dist_prefix)]
-        new_names = [n for n in prepared if n not in src.members]
-        names = (
-            body
-            + sorted(n for n in new_names if not n.startswith(dist_prefix))
-            + meta
-            + [wheel_name]
-            + sorted(n for n in new_names if n.startswith(dist_prefix) and n != wheel_name)
-        )
-
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".part", dir=out_path.parent)
-        tmp_path = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as stream:
-                writer = _ZipWriter(stream)
-                rows: list[tuple[str, str, str]] = []
-                for name in names:
-                    if name in prepared:
-                        item = prepared[name]
-                        assert item.source is not None
-                        writer.add(
-                            name, chunks=_file_chunks(item.source), size=item.size,
-                            compressed_size=item.compressed_size, crc=item.crc,
-                            method=item.method, mode=item.mode, date_time=new_time,
-                        )
-                        rows.append((name, item.record_hash, str(item.size)))
-                        continue
-                    member = src.members[name]
+        with atomic_output(out_path) as stream:
+            writer = _ZipWriter(stream)
+            rows: list[tuple[str, str, str]] = []
+            for name in _member_order(src, prepared):
+                item = prepared.get(name)
+                if item is not None:
                     writer.add(
-                        name, chunks=src.raw_chunks(member), size=member.size,
-                        compressed_size=member.compressed_size, crc=member.crc,
-                        method=member.method, mode=member.mode,
-                        date_time=epoch or member.date_time,
+                        name,
+                        chunks=_file_chunks(item.source),
+                        size=item.size,
+                        compressed_size=item.compressed_size,
+                        crc=item.crc,
+                        method=item.method,
+                        mode=item.mode,
+                        date_time=new_time,
                     )
-                    rows.append((name, *_record_entry(src, member)))
-                record = io.StringIO()
-                csv_writer = csv.writer(record, lineterminator="\n")
-                csv_writer.writerows(rows)
-                csv_writer.writerow((record_name, "", ""))
-                data = record.getvalue().encode("utf-8")
-                deflated = _deflate_bytes(data, compression_level)
+                    rows.append((name, item.record_hash, str(item.size)))
+                    continue
+                member = src.members[name]
                 writer.add(
-                    record_name, chunks=[deflated], size=len(data),
-                    compressed_size=len(deflated), crc=zlib.crc32(data),
-                    method=zipfile.ZIP_DEFLATED, mode=0o644, date_time=new_time,
+                    name,
+                    chunks=src.raw_chunks(member),
+                    size=member.size,
+                    compressed_size=member.compressed_size,
+                    crc=member.crc,
+                    method=member.method,
+                    mode=member.mode,
+                    date_time=epoch or member.date_time,
                 )
-                writer.finish()
-                stream.flush()
-                os.fsync(stream.fileno())
-            tmp_path.chmod(0o644)
-            os.replace(tmp_path, out_path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp_path.unlink()
-            raise
+                rows.append((name, *_record_entry(src, member)))
+            record = io.StringIO()
+            csv.writer(record, lineterminator="\n").writerows([*rows, (record_name, "", "")])
+            data = record.getvalue().encode("utf-8")
+            deflated = _deflate_bytes(data, compression_level)
+            writer.add(
+                record_name,
+                chunks=[deflated],
+                size=len(data),
+                compressed_size=len(deflated),
+                crc=zlib.crc32(data),
+                method=zipfile.ZIP_DEFLATED,
+                mode=0o644,
+                date_time=new_time,
+            )
+            writer.finish()
     return out_path
 
 
@@ -548,19 +592,7 @@ def render_wheel_metadata(original: Message, tags: Sequence[str]) -> bytes:
 
 def copy_atomically(src: Path, out_dir: Path, name: str | None = None) -> Path:
     """Copy ``src`` into ``out_dir`` so that the final name appears only when complete."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / (name or src.name)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=out_dir)
-    tmp_path = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
-            shutil.copyfileobj(inp, out, CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp_path.chmod(0o644)
-        os.replace(tmp_path, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
+    with atomic_output(final) as out, src.open("rb") as inp:
+        shutil.copyfileobj(inp, out, CHUNK)
     return final

@@ -14,12 +14,16 @@ grafted, allowed libraries, blacklisted symbols, the x86-64 ISA level, PyFPE and
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from relabel.elf import ElfInfo, is_loader
-from relabel.policy import Policy
 from relabel.resolve import LIBPYTHON, Library, Node
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from relabel.policy import Policy
 
 # Finding kinds
 SYMBOL_VERSION = "symbol-version"
@@ -139,7 +143,13 @@ class Audit:
                 first.setdefault(key, f)
         return [
             Finding(
-                f.file, f.kind, f.library, f.symbol, f.version, tuple(merged[k]), f.detail,
+                f.file,
+                f.kind,
+                f.library,
+                f.symbol,
+                f.version,
+                tuple(merged[k]),
+                f.detail,
                 f.searched,
             )
             for k, f in first.items()
@@ -217,12 +227,18 @@ def audit(
         info = node.info
         if isa_check and info.isa_level > 1:
             common.append(
-                Finding(node.member, ISA, detail=f"needs the x86-64-v{info.isa_level} instruction set")
+                Finding(
+                    node.member, ISA, detail=f"needs the x86-64-v{info.isa_level} instruction set"
+                )
             )
         if info.is_python_extension and info.uses_pyfpe:
-            common.append(Finding(node.member, PYFPE, detail="uses PyFPE_jbuf (fpectl builds only)"))
+            common.append(
+                Finding(node.member, PYFPE, detail="uses PyFPE_jbuf (fpectl builds only)")
+            )
         if info.uses_ucs2 and info.python_init and not info.python_init.startswith("PyInit_"):
-            common.append(Finding(node.member, UCS2, detail="built for a narrow-unicode (UCS2) Python"))
+            common.append(
+                Finding(node.member, UCS2, detail="built for a narrow-unicode (UCS2) Python")
+            )
 
     verdicts: list[Verdict] = []
     for policy in policies:
@@ -262,8 +278,12 @@ def audit(
             findings.extend(_symbol_findings(soname, info, policy, via=None))
             if isa_check and info.isa_level > 1:
                 findings.append(
-                    Finding(soname, ISA, library=soname,
-                            detail=f"needs the x86-64-v{info.isa_level} instruction set")
+                    Finding(
+                        soname,
+                        ISA,
+                        library=soname,
+                        detail=f"needs the x86-64-v{info.isa_level} instruction set",
+                    )
                 )
         verdicts.append(Verdict(policy, external, by_member, tuple(findings)))
 

@@ -18,13 +18,15 @@ import contextlib
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from relabel import archive, config, inner, patchelf, report
 from relabel.errors import InnerBackendError, PolicyError, RelabelError
 from relabel.repair import Options, analyze, repair
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = [
     "build_sdist",
@@ -50,7 +52,7 @@ def _load(config_settings: ConfigSettings) -> tuple[config.Settings, inner.Inner
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)  # noqa: T201 - the frontend shows stderr
+    print(message, file=sys.stderr, flush=True)
 
 
 def get_requires_for_build_wheel(config_settings: ConfigSettings = None) -> list[str]:
@@ -74,7 +76,9 @@ def get_requires_for_build_sdist(config_settings: ConfigSettings = None) -> list
         if not backend.has("get_requires_for_build_sdist"):
             return []
         return list(
-            backend.call("get_requires_for_build_sdist", config.strip_config_settings(config_settings))
+            backend.call(
+                "get_requires_for_build_sdist", config.strip_config_settings(config_settings)
+            )
         )
 
 
@@ -87,9 +91,7 @@ def build_sdist(sdist_directory: str, config_settings: ConfigSettings = None) ->
         return str(name)
 
 
-def _build_into_temp(
-    backend: inner.InnerBackend, hook: str, tmp: str, *args: Any
-) -> Path:
+def _build_into_temp(backend: inner.InnerBackend, hook: str, tmp: str, *args: Any) -> Path:
     name = backend.call(hook, tmp, *args)
     if not isinstance(name, str) or not (Path(tmp) / name).is_file():
         raise InnerBackendError(
@@ -108,8 +110,11 @@ def build_wheel(
         out_dir = Path(wheel_directory)
         with tempfile.TemporaryDirectory(prefix="relabel-build-") as tmp:
             built = _build_into_temp(
-                backend, "build_wheel", tmp,
-                config.strip_config_settings(config_settings), metadata_directory,
+                backend,
+                "build_wheel",
+                tmp,
+                config.strip_config_settings(config_settings),
+                metadata_directory,
             )
             return _finish(built, out_dir, settings).name
 
@@ -139,7 +144,9 @@ def _finish(built: Path, out_dir: Path, settings: config.Settings) -> Path:
                 advice="relabel mode is 'check': the wheel was not changed and not written.",
             )
         if not ok:
-            warnings.warn(f"relabel: the wheel is not compliant:\n{text}", UserWarning, stacklevel=1)
+            warnings.warn(
+                f"relabel: the wheel is not compliant:\n{text}", UserWarning, stacklevel=1
+            )
         else:
             _say(text)
         return archive.copy_atomically(built, out_dir)

@@ -9,25 +9,39 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relabel import __version__, report
 from relabel.errors import RelabelError
 from relabel.repair import Options, analyze, repair
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--library-dir", "-L", dest="library_dirs", action="append", default=[], metavar="DIR",
+        "--library-dir",
+        "-L",
+        dest="library_dirs",
+        action="append",
+        default=[],
+        metavar="DIR",
         help="extra directory to search for shared libraries (repeatable)",
     )
     parser.add_argument(
-        "--exclude", dest="exclude", action="append", default=[], metavar="SONAME",
+        "--exclude",
+        dest="exclude",
+        action="append",
+        default=[],
+        metavar="SONAME",
         help="soname or glob never grafted (repeatable)",
     )
     parser.add_argument(
-        "--disable-isa-ext-check", dest="isa_check", action="store_false",
+        "--disable-isa-ext-check",
+        dest="isa_check",
+        action="store_false",
         help="do not check the x86-64 ISA level (x86-64-v2/v3/v4) of ELF files",
     )
 
@@ -43,18 +57,28 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("wheel", type=Path, metavar="WHEEL")
     show.add_argument("--json", action="store_true", help="print a JSON report")
     show.add_argument(
-        "--plat", default="auto",
+        "--plat",
+        default="auto",
         help="policy the exit status is about (default: any manylinux/musllinux policy)",
     )
     _common(show)
 
     rep = sub.add_parser("repair", help="graft external libraries and retag wheels")
     rep.add_argument("wheels", type=Path, nargs="+", metavar="WHEEL")
-    rep.add_argument("-w", "--wheel-dir", type=Path, default=Path("wheelhouse"), metavar="DIR",
-                     help="directory for the repaired wheels (default: wheelhouse)")
+    rep.add_argument(
+        "-w",
+        "--wheel-dir",
+        type=Path,
+        default=Path("wheelhouse"),
+        metavar="DIR",
+        help="directory for the repaired wheels (default: wheelhouse)",
+    )
     rep.add_argument("--plat", default="auto", help="target policy (default: the best reachable)")
-    rep.add_argument("--only-plat", action="store_true",
-                     help="tag only with --plat, even when a more compatible policy is met")
+    rep.add_argument(
+        "--only-plat",
+        action="store_true",
+        help="tag only with --plat, even when a more compatible policy is met",
+    )
     _common(rep)
     return parser
 
@@ -62,17 +86,25 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "show":
         options = Options(
-            plat=args.plat, exclude=tuple(args.exclude),
-            library_dirs=tuple(args.library_dirs), isa_check=args.isa_check,
+            plat=args.plat,
+            exclude=tuple(args.exclude),
+            library_dirs=tuple(args.library_dirs),
+            isa_check=args.isa_check,
         )
         analysis = analyze(args.wheel, options)
-        print(report.render_json(analysis) if args.json else report.render_text(analysis, args.plat))
+        print(
+            report.render_json(analysis) if args.json else report.render_text(analysis, args.plat)
+        )
         return 0 if report.meets_target(analysis, args.plat) else 1
     status = 0
     for wheel in args.wheels:
         options = Options(
-            plat=args.plat, exclude=tuple(args.exclude), library_dirs=tuple(args.library_dirs),
-            isa_check=args.isa_check, only_plat=args.only_plat, strict=True,
+            plat=args.plat,
+            exclude=tuple(args.exclude),
+            library_dirs=tuple(args.library_dirs),
+            isa_check=args.isa_check,
+            only_plat=args.only_plat,
+            strict=True,
         )
         result = repair(wheel, args.wheel_dir, options)
         print(report.render_repair(result))

@@ -17,13 +17,15 @@ from __future__ import annotations
 import difflib
 import os
 import sys
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from relabel import policy
 from relabel.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -74,7 +76,10 @@ def _check_plat(value: str) -> str | None:
     if base in names:
         return None
     choices = ["auto", *names]
-    return f"unknown policy {value!r}{_suggest(base, choices)} (expected 'auto' or one of: {', '.join(choices)})"
+    return (
+        f"unknown policy {value!r}{_suggest(base, choices)}"
+        f" (expected 'auto' or one of: {', '.join(choices)})"
+    )
 
 
 def _check_mode(value: str) -> str | None:
@@ -121,7 +126,9 @@ class _Collector:
                 return
         else:
             if not isinstance(raw, str):
-                self.problems.append(f"{where}: expected a string, got {type(raw).__name__} {raw!r}")
+                self.problems.append(
+                    f"{where}: expected a string, got {type(raw).__name__} {raw!r}"
+                )
                 return
             value = raw.strip()
             check = _CHECKS.get(key)
@@ -131,7 +138,7 @@ class _Collector:
                 return
         if key == "backend-path":
             for entry in value:
-                if os.path.isabs(entry):
+                if Path(entry).is_absolute():
                     self.problems.append(
                         f"{where}: {entry!r} must be relative to the project directory"
                     )
@@ -176,7 +183,7 @@ def load(
     for name, raw in (config_settings or {}).items():
         if not name.startswith("relabel."):
             continue
-        key = name[len("relabel."):]
+        key = name[len("relabel.") :]
         collector.take(f"-C {name}", key, raw, split_strings=True)
 
     for key in KEYS:

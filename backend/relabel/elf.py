@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from elftools.common.exceptions import ELFError, ELFParseError
 from elftools.elf.dynamic import DynamicSection
@@ -23,6 +22,9 @@ from elftools.elf.sections import NoteSection
 from elftools.elf.segments import InterpSegment
 
 from relabel.errors import ElfError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ELF_MAGIC = b"\x7fELF"
 
@@ -95,10 +97,6 @@ class ElfInfo:
     @property
     def is_python_extension(self) -> bool:
         return self.python_init is not None
-
-    @property
-    def has_dynamic(self) -> bool:
-        return bool(self.needed or self.soname or self.interpreter or self.version_needs)
 
     def same_platform(self, other: ElfInfo) -> bool:
         """True when the dynamic loader would accept ``other`` as a dependency of this file."""
@@ -174,15 +172,16 @@ def _parse(stream: BinaryIO, shown: str) -> ElfInfo:
     dynamic = elf.get_section_by_name(".dynamic")
     if isinstance(dynamic, DynamicSection):
         for tag in dynamic.iter_tags():
+            # pyelftools sets the decoded string as an attribute named after the tag.
             kind = tag.entry.d_tag
             if kind == "DT_NEEDED":
-                needed.append(tag.needed)
+                needed.append(str(getattr(tag, "needed", "")))
             elif kind == "DT_SONAME":
-                soname = tag.soname
+                soname = str(getattr(tag, "soname", ""))
             elif kind == "DT_RPATH":
-                rpath.extend(p for p in tag.rpath.split(":"))
+                rpath.extend(str(getattr(tag, "rpath", "")).split(":"))
             elif kind == "DT_RUNPATH":
-                runpath.extend(p for p in tag.runpath.split(":"))
+                runpath.extend(str(getattr(tag, "runpath", "")).split(":"))
 
     version_needs: list[tuple[str, tuple[str, ...]]] = []
     version_index: dict[int, tuple[str, str]] = {}

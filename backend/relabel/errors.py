@@ -10,7 +10,10 @@ failed hook or exit status; any other exception is a bug and keeps its traceback
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 class RelabelError(Exception):

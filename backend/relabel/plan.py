@@ -11,13 +11,17 @@ as an argument.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from relabel.audit import NOT_FOUND, Audit, Finding, Verdict
-from relabel.elf import ElfInfo
 from relabel.errors import PolicyError
 from relabel.resolve import LIBPYTHON
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from relabel.elf import ElfInfo
 
 _TOKENS = ("$ORIGIN", "${ORIGIN}")
 
@@ -42,8 +46,11 @@ class Patch:
     @property
     def empty(self) -> bool:
         return not (
-            self.set_soname or self.replace_needed or self.remove_needed
-            or self.set_rpath is not None or self.remove_rpath
+            self.set_soname
+            or self.replace_needed
+            or self.remove_needed
+            or self.set_rpath is not None
+            or self.remove_rpath
         )
 
 
@@ -71,7 +78,9 @@ def mangled_name(file_name: str, sha256_hex: str) -> str:
     return f"{base}-{short}{dot}{rest}"
 
 
-def choose_target(audit: Audit, plat: str, *, only_plat: bool = False) -> tuple[Verdict, tuple[Verdict, ...]]:
+def choose_target(
+    audit: Audit, plat: str, *, only_plat: bool = False
+) -> tuple[Verdict, tuple[Verdict, ...]]:
     """The verdict to graft for and every verdict whose tags the wheel gets.
 
     Raises PolicyError for an explicit ``plat`` that cannot be reached.
@@ -133,7 +142,9 @@ def rpath_inside_wheel(entry: str, member_dir: str) -> bool:
         expanded = expanded.replace(token, origin)
     if not expanded.startswith(root):
         return False
-    return posixpath.normpath(expanded).startswith(root + "/") or posixpath.normpath(expanded) == root
+    return (
+        posixpath.normpath(expanded).startswith(root + "/") or posixpath.normpath(expanded) == root
+    )
 
 
 def make_plan(

@@ -8,13 +8,12 @@ and the command line both enter here.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
@@ -24,6 +23,9 @@ from relabel.elf import ElfInfo, looks_like_elf, read_elf
 from relabel.errors import LibraryNotFoundError, PolicyError
 from relabel.plan import Plan, advice, make_plan
 from relabel.resolve import Node, Resolver
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _MIN_ELF_SIZE = 52  # the smallest ELF header (32-bit)
 
@@ -104,17 +106,20 @@ def read_wheel_elves(
         if info.arch != arch:
             skipped.append((name, f"built for {info.arch}, the wheel is {arch}"))
             continue
-        if not info.has_dynamic:
-            skipped.append((name, "statically linked, nothing to check"))
-            continue
         infos[name] = info
-    if not infos:
-        return Analysis(wheel.path, True, None, arch, None, notes=tuple(
-            f"ignored {n}: {why}" for n, why in skipped
-        ))
-    assert arch is not None
+    if not infos or arch is None:
+        return Analysis(
+            wheel.path,
+            True,
+            None,
+            arch,
+            None,
+            notes=tuple(f"ignored {n}: {why}" for n, why in skipped),
+        )
     libc = _detect_libc(list(infos.values()))
-    nodes: list[Node] = [resolver.walk(name, str(tree / name), info) for name, info in infos.items()]
+    nodes: list[Node] = [
+        resolver.walk(name, str(tree / name), info) for name, info in infos.items()
+    ]
     result = audit(
         nodes,
         policy.policies_for(libc, arch),
@@ -125,21 +130,29 @@ def read_wheel_elves(
         skipped=skipped,
     )
     return Analysis(
-        wheel.path, False, result, arch, libc.value, tuple(infos),
+        wheel.path,
+        False,
+        result,
+        arch,
+        libc.value,
+        tuple(infos),
         tuple(f"ignored {n}: {why}" for n, why in skipped),
     )
 
 
 def analyze(wheel_path: Path, options: Options) -> Analysis:
     """Audit a wheel file without changing anything (``relabel show``)."""
-    with archive.WheelFile(wheel_path) as wheel, tempfile.TemporaryDirectory(prefix="relabel-") as tmp:
+    with (
+        archive.WheelFile(wheel_path) as wheel,
+        tempfile.TemporaryDirectory(prefix="relabel-") as tmp,
+    ):
         resolver = Resolver(library_dirs=options.library_dirs, exclude=options.exclude)
         return read_wheel_elves(wheel, Path(tmp) / "tree", options, resolver)
 
 
 def _sha256(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as stream:
+    with Path(path).open("rb") as stream:
         while chunk := stream.read(archive.CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -171,7 +184,10 @@ def retag(
 def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
     """Repair one wheel into ``out_dir``; the input is never modified."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with archive.WheelFile(wheel_path) as wheel, tempfile.TemporaryDirectory(prefix="relabel-") as tmp:
+    with (
+        archive.WheelFile(wheel_path) as wheel,
+        tempfile.TemporaryDirectory(prefix="relabel-") as tmp,
+    ):
         scratch = Path(tmp)
         resolver = Resolver(library_dirs=options.library_dirs, exclude=options.exclude)
         analysis = read_wheel_elves(wheel, scratch / "tree", options, resolver)
@@ -193,8 +209,7 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
             not_found = [f for f in plan.unmet if f.kind == NOT_FOUND]
             if options.strict and not_found:
                 raise LibraryNotFoundError(
-                    [(f.library or "?", f.file, f.searched)
-                     for f in not_found]
+                    [(f.library or "?", f.file, f.searched) for f in not_found]
                 )
             if options.strict:
                 raise PolicyError(
@@ -202,7 +217,7 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
                 )
             output = _passthrough(wheel_path, out_dir)
             return Result(analysis, output, plan, False)
-        output = _apply(wheel, scratch, plan, out_dir, analysis, options)
+        output = _apply(wheel, scratch, plan, out_dir, arch=result.arch, options=options)
         return Result(analysis, output, plan, True)
 
 
@@ -218,7 +233,8 @@ def _apply(
     scratch: Path,
     plan: Plan,
     out_dir: Path,
-    analysis: Analysis,
+    *,
+    arch: str,
     options: Options,
 ) -> Path:
     tree = scratch / "tree"
@@ -228,7 +244,7 @@ def _apply(
     for graft in plan.grafts:
         dest = libs / graft.new_name
         shutil.copyfile(graft.source, dest)
-        dest.chmod(stat.S_IMODE(os.stat(graft.source).st_mode) | stat.S_IWUSR | stat.S_IRUSR)
+        dest.chmod(stat.S_IMODE(Path(graft.source).stat().st_mode) | stat.S_IWUSR | stat.S_IRUSR)
         added[graft.member] = dest
     replaced: dict[str, Path] = {}
     for patch in plan.patches:
@@ -237,8 +253,7 @@ def _apply(
             path = tree / patch.member
             replaced[patch.member] = path
         patchelf.apply(patch, path)
-    assert analysis.arch is not None
-    new_name, tag_lines = retag(wheel.filename, wheel.wheel_tags, plan.platform_tags, analysis.arch)
+    new_name, tag_lines = retag(wheel.filename, wheel.wheel_tags, plan.platform_tags, arch)
     wheel_text = archive.render_wheel_metadata(wheel.wheel_metadata, tag_lines)
     return archive.write_wheel(
         wheel,

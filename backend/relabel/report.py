@@ -11,13 +11,14 @@ The JSON report carries auditwheel's ``show --json`` keys with the same meanings
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from relabel.audit import REPAIRABLE, Audit, Finding, Verdict
 from relabel.plan import advice
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from relabel.repair import Analysis, Result
 
 JSON_VERSION = 1
@@ -85,7 +86,11 @@ def render_text(analysis: Analysis, target: str = "auto") -> str:
         f"{name}",
         f"  as it is, the wheel meets:   {overall.policy.name}",
         f"  after `relabel repair`:      {repairable.policy.name}"
-        + ("" if not repairable.policy.is_linux else " (no manylinux/musllinux policy is reachable)"),
+        + (
+            ""
+            if not repairable.policy.is_linux
+            else " (no manylinux/musllinux policy is reachable)"
+        ),
     ]
     if audit.versioned_symbols:
         out.append("  versioned symbols needed:")
@@ -98,7 +103,9 @@ def render_text(analysis: Analysis, target: str = "auto") -> str:
             out.append(f"    {soname} => {path or 'NOT FOUND'}")
     else:
         out.append("  external libraries: none")
-    stricter = [v.policy.name for v in audit.verdicts if v.policy.priority > repairable.policy.priority]
+    stricter = [
+        v.policy.name for v in audit.verdicts if v.policy.priority > repairable.policy.priority
+    ]
     blockers = [f for f in audit.findings() if f.kind not in REPAIRABLE]
     lines = _group(blockers, stricter)
     if lines:
@@ -130,7 +137,7 @@ def as_json(analysis: Analysis) -> dict[str, Any]:
         "overall_tag": audit.overall.policy.name,
         "sym_tag": sym.policy.name,
         "repair_tag": audit.repairable.policy.name,
-        "external_libs": {k: v for k, v in sorted(external.items())},
+        "external_libs": dict(sorted(external.items())),
         "versioned_symbols": {k: list(v) for k, v in audit.versioned_symbols.items()},
         "findings": [
             {

@@ -18,20 +18,29 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relabel.elf import ElfInfo, is_loader, read_elf
 from relabel.errors import ElfError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
 
 _TOKEN = re.compile(r"\$(ORIGIN|LIB|PLATFORM)\b|\$\{(ORIGIN|LIB|PLATFORM)\}")
 LIBPYTHON = re.compile(r"^libpython\d+\.\d+m?\.so(\.\d+)*$")
 
 _PLATFORM_NAMES = {
-    "x86_64": "x86_64", "i686": "i686", "aarch64": "aarch64", "ppc64le": "ppc64le",
-    "ppc64": "ppc64", "s390x": "s390x", "armv7l": "v7l", "riscv64": "riscv64",
+    "x86_64": "x86_64",
+    "i686": "i686",
+    "aarch64": "aarch64",
+    "ppc64le": "ppc64le",
+    "ppc64": "ppc64",
+    "s390x": "s390x",
+    "armv7l": "v7l",
+    "riscv64": "riscv64",
     "loongarch64": "loongarch64",
 }
 
@@ -120,10 +129,14 @@ class Resolver:
     def _expand(self, entries: Sequence[str], origin: str, info: ElfInfo) -> list[str]:
         lib = "lib64" if info.elf_class == 64 else "lib"
         platform = _PLATFORM_NAMES.get(info.arch or "", "")
+        values = {"ORIGIN": origin, "LIB": lib, "PLATFORM": platform}
+
+        def token(match: re.Match[str]) -> str:
+            return values[match.group(1) or match.group(2)]
+
         out = []
         for entry in entries:
-            values = {"ORIGIN": origin, "LIB": lib, "PLATFORM": platform}
-            expanded = _TOKEN.sub(lambda m: values[m.group(1) or m.group(2)], entry)
+            expanded = _TOKEN.sub(token, entry)
             if not expanded.startswith("/"):
                 # The loader resolves relative entries against the working directory; that is
                 # never meaningful for an installed wheel, so such entries are ignored.
@@ -137,10 +150,8 @@ class Resolver:
     def find(
         self, soname: str, needer: ElfInfo, dirs: Sequence[str]
     ) -> tuple[str | None, ElfInfo | None]:
-        if "/" in soname:
-            candidates = [soname]
-        else:
-            candidates = [os.path.join(d, soname) for d in dirs]
+        # A DT_NEEDED with a slash is a path, used as is (ld.so(8)).
+        candidates = [soname] if "/" in soname else [os.path.join(d, soname) for d in dirs]
         for candidate in candidates:
             if not os.path.isfile(candidate):
                 continue
@@ -218,7 +229,7 @@ def _parse_ld_so_conf(conf: str, root: str, seen: set[str]) -> list[str]:
         if not line:
             continue
         if line.startswith("include"):
-            pattern = line[len("include"):].strip()
+            pattern = line[len("include") :].strip()
             if not pattern.startswith("/"):
                 pattern = os.path.join(os.path.dirname(conf), pattern)
             else:

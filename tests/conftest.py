@@ -1,0 +1,306 @@
+"""Shared fixtures: real ELF files compiled once per session, and a wheel writer."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
+PY_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+@dataclass(frozen=True)
+class Fixtures:
+    """Paths of the compiled fixture files."""
+
+    root: Path
+    libdir: Path  # libfoo / libbar / libnew / libcxx live here (not on any search path)
+    libfoo: Path  # libfoo.so.1 -> needs only libc
+    libbar: Path  # libbar.so.1 -> needs libfoo.so.1, finds it through DT_RPATH=$ORIGIN
+    libbar_runpath: Path  # same, with DT_RUNPATH instead (in libdir/runpath/)
+    libnew: Path  # needs a GLIBC_2.34 symbol (pthread_create)
+    libcxx: Path  # C++: needs GLIBCXX_3.4.21 (std::__cxx11::basic_string)
+    libisa: Path  # carries the x86-64-v3 ISA-needed note
+    ext_foo: Path  # Python extension "_foo" calling foo(); DT_RUNPATH -> libdir
+    ext_bar: Path  # Python extension "_bar" calling bar() (-> libbar -> libfoo)
+    ext_plain: Path  # Python extension "_plain": libc only
+    ext_blacklist: Path  # Python extension "_zbad" using a blacklisted zlib symbol
+    ext_new: Path  # Python extension "_newsym" using GLIBC_2.34 directly
+    ext_isa: Path  # Python extension "_isa" built for x86-64-v3
+
+
+LIB_SOURCES = {
+    "foo.c": "int foo(void) { return 42; }\n",
+    "bar.c": "int foo(void);\nint bar(void) { return foo() + 1; }\n",
+    "new.c": (
+        "#include <pthread.h>\n"
+        "static void *run(void *a) { return a; }\n"
+        "int newsym(void) { pthread_t t; if (pthread_create(&t, 0, run, 0)) return -1;"
+        " return pthread_join(t, 0); }\n"
+    ),
+    "cxx.cpp": (
+        "#include <string>\n"
+        'extern "C" int cxx_len(const char *s)'
+        ' { std::string x(s); x += "!"; return (int)x.size(); }\n'
+    ),
+    "isa.c": "int isa(int x) { return x * 3; }\n",
+}
+
+
+def _extension(name: str, body: str, call: str) -> str:
+    return f"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+{body}
+static PyObject *value(PyObject *self, PyObject *args) {{ return PyLong_FromLong({call}); }}
+static PyMethodDef methods[] = {{{{"value", value, METH_NOARGS, ""}}, {{NULL, NULL, 0, NULL}}}};
+static struct PyModuleDef mod = {{PyModuleDef_HEAD_INIT, "{name}", NULL, -1, methods}};
+PyMODINIT_FUNC PyInit_{name}(void) {{ return PyModule_Create(&mod); }}
+"""
+
+
+@pytest.fixture(scope="session")
+def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Fixtures:
+    if shutil.which("gcc") is None or shutil.which("g++") is None:
+        pytest.skip("gcc/g++ are needed to build the ELF fixtures")
+    root = tmp_path_factory.mktemp("elf")
+    src = root / "src"
+    src.mkdir()
+    libdir = root / "lib"
+    libdir.mkdir()
+    (libdir / "runpath").mkdir()
+    for name, text in LIB_SOURCES.items():
+        (src / name).write_text(text)
+    cc = ["gcc", "-shared", "-fPIC", "-O1"]
+    _run([*cc, "-Wl,-soname,libfoo.so.1", "-o", str(libdir / "libfoo.so.1"), "foo.c"], src)
+    _run(
+        [
+            *cc,
+            "-Wl,-soname,libbar.so.1",
+            "-Wl,--disable-new-dtags",
+            "-Wl,-rpath,$ORIGIN",
+            "-o",
+            str(libdir / "libbar.so.1"),
+            "bar.c",
+            "-L",
+            str(libdir),
+            "-l:libfoo.so.1",
+        ],
+        src,
+    )
+    _run(
+        [
+            *cc,
+            "-Wl,-soname,libbar.so.1",
+            "-Wl,--enable-new-dtags",
+            "-Wl,-rpath,$ORIGIN/..",
+            "-o",
+            str(libdir / "runpath" / "libbar.so.1"),
+            "bar.c",
+            "-L",
+            str(libdir),
+            "-l:libfoo.so.1",
+        ],
+        src,
+    )
+    _run(
+        [*cc, "-Wl,-soname,libnew.so.1", "-o", str(libdir / "libnew.so.1"), "new.c", "-lpthread"],
+        src,
+    )
+    _run(
+        [
+            "g++",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-Wl,-soname,libcxx.so.1",
+            "-o",
+            str(libdir / "libcxx.so.1"),
+            "cxx.cpp",
+        ],
+        src,
+    )
+    _run(
+        [
+            *cc,
+            "-Wl,-soname,libisa.so.1",
+            "-Wl,-z,x86-64-v3",
+            "-o",
+            str(libdir / "libisa.so.1"),
+            "isa.c",
+        ],
+        src,
+    )
+
+    include = sysconfig.get_paths()["include"]
+    exts = root / "ext"
+    exts.mkdir()
+
+    def ext(name: str, body: str, call: str, *extra: str) -> Path:
+        (src / f"{name}.c").write_text(_extension(name, body, call))
+        out = exts / f"{name}{EXT_SUFFIX}"
+        _run([*cc, f"-I{include}", "-o", str(out), f"{name}.c", *extra], src)
+        return out
+
+    runpath = ["-L", str(libdir), "-Wl,--enable-new-dtags", f"-Wl,-rpath,{libdir}"]
+    return Fixtures(
+        root=root,
+        libdir=libdir,
+        libfoo=libdir / "libfoo.so.1",
+        libbar=libdir / "libbar.so.1",
+        libbar_runpath=libdir / "runpath" / "libbar.so.1",
+        libnew=libdir / "libnew.so.1",
+        libcxx=libdir / "libcxx.so.1",
+        libisa=libdir / "libisa.so.1",
+        ext_foo=ext("_foo", "int foo(void);", "foo()", *runpath, "-l:libfoo.so.1"),
+        ext_bar=ext("_bar", "int bar(void);", "bar()", *runpath, "-l:libbar.so.1"),
+        ext_plain=ext("_plain", "", "7"),
+        ext_blacklist=ext(
+            "_zbad", "#include <zlib.h>", "(long)(gzflags() != 0)", "-Wl,--no-as-needed", "-lz"
+        ),
+        ext_new=ext(
+            "_newsym",
+            "#include <pthread.h>\nstatic void *run(void *a) { return a; }\n"
+            "static int go(void) { pthread_t t; pthread_create(&t, 0, run, 0);"
+            " return pthread_join(t, 0); }",
+            "go()",
+            "-lpthread",
+        ),
+        ext_isa=ext("_isa", "", "3", "-Wl,-z,x86-64-v3"),
+    )
+
+
+def record_hash(data: bytes) -> str:
+    digest = hashlib.sha256(data).digest()
+    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def make_wheel(
+    directory: Path,
+    files: Mapping[str, bytes | Path],
+    *,
+    name: str = "demo",
+    version: str = "1.0",
+    tag: str | None = None,
+    purelib: bool = False,
+) -> Path:
+    """Write a valid wheel holding ``files`` (member name -> bytes or a file to copy)."""
+    tag = tag or f"{PY_TAG}-{PY_TAG}-linux_x86_64"
+    dist_info = f"{name}-{version}.dist-info"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}-{version}-{tag}.whl"
+    entries: dict[str, tuple[bytes, int]] = {}
+    for member, content in files.items():
+        if isinstance(content, Path):
+            entries[member] = (
+                content.read_bytes(),
+                0o755 if os.access(content, os.X_OK) else 0o644,
+            )
+        else:
+            entries[member] = (content, 0o644)
+    entries[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        0o644,
+    )
+    tags = "".join(f"Tag: {t}\n" for t in _expand(tag))
+    entries[f"{dist_info}/WHEEL"] = (
+        (
+            "Wheel-Version: 1.0\nGenerator: tests\n"
+            f"Root-Is-Purelib: {str(purelib).lower()}\n{tags}\n"
+        ).encode(),
+        0o644,
+    )
+    record = "".join(f"{m},{record_hash(d)},{len(d)}\n" for m, (d, _) in entries.items())
+    record += f"{dist_info}/RECORD,,\n"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for member, (data, mode) in entries.items():
+            info = zipfile.ZipInfo(member, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+        info = zipfile.ZipInfo(f"{dist_info}/RECORD", date_time=(2020, 1, 1, 0, 0, 0))
+        info.external_attr = 0o100644 << 16
+        zf.writestr(info, record)
+    return path
+
+
+def _expand(tag: str) -> list[str]:
+    py, abi, plat = tag.split("-")
+    return [f"{p}-{a}-{q}" for p in py.split(".") for a in abi.split(".") for q in plat.split(".")]
+
+
+@pytest.fixture
+def wheel_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
+    def factory(files: Mapping[str, bytes | Path], **kwargs: object) -> Path:
+        return make_wheel(tmp_path / "in", files, **kwargs)  # type: ignore[arg-type]
+
+    return factory
+
+
+def fresh_venv(where: Path) -> Path:
+    """A new virtual environment (no pip inside); returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
+    return where / "bin" / "python"
+
+
+def install_and_run(
+    where: Path, wheel: Path, code: str, env: Mapping[str, str] | None = None
+) -> str:
+    """Install ``wheel`` into a fresh venv and run ``code`` there; return its stdout."""
+    python = fresh_venv(where)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        check=True,
+    )
+    clean_env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "PYTHONPATH")}
+    clean_env.update(env or {})
+    proc = subprocess.run(
+        [str(python), "-c", code],
+        capture_output=True,
+        text=True,
+        env=clean_env,
+        check=False,
+        cwd=where,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"code failed in the venv:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+MAPS_CODE = """
+import importlib, sys
+mod = importlib.import_module(sys.argv[1] if len(sys.argv) > 1 else {module!r})
+print("VALUE", mod.value())
+for line in open("/proc/self/maps"):
+    path = line.split()[-1]
+    if {lib!r} in path:
+        print("MAPPED", path)
+"""
