@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from packaging.tags import Tag
 
 CHUNK = 1 << 20
-_ZIP64_LIMIT = 0xFFFFFFFF
+_ZIP64_LIMIT = 0xFFFFFFFF  # sizes and offsets from here on need zip64 fields
+_MAX32 = 0xFFFFFFFF  # the placeholder a zip64 field leaves in the 32-bit one
 _LOCAL_SIG = 0x04034B50
 _CENTRAL_SIG = 0x02014B50
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
@@ -353,8 +354,8 @@ class _ZipWriter:
                 dostime,
                 dosdate,
                 crc,
-                _ZIP64_LIMIT if big else compressed_size,
-                _ZIP64_LIMIT if big else size,
+                _MAX32 if big else compressed_size,
+                _MAX32 if big else size,
                 len(encoded),
                 len(local_extra),
             )
@@ -371,13 +372,13 @@ class _ZipWriter:
         csize_field, size_field, offset_field = compressed_size, size, offset
         if size >= _ZIP64_LIMIT:
             values.append(size)
-            size_field = _ZIP64_LIMIT
+            size_field = _MAX32
         if compressed_size >= _ZIP64_LIMIT:
             values.append(compressed_size)
-            csize_field = _ZIP64_LIMIT
+            csize_field = _MAX32
         if offset >= _ZIP64_LIMIT:
             values.append(offset)
-            offset_field = _ZIP64_LIMIT
+            offset_field = _MAX32
         extra = struct.pack(f"<HH{len(values)}Q", 1, 8 * len(values), *values) if values else b""
         attr = ((stat.S_IFREG | (mode or 0o644)) & 0xFFFF) << 16
         self._central.append(
@@ -414,7 +415,7 @@ class _ZipWriter:
             zip64_at = self._offset
             self._write(_ZIP64_EOCD.pack(0x06064B50, 44, 45, 45, 0, 0, count, count, size, start))
             self._write(_ZIP64_LOCATOR.pack(0x07064B50, 0, zip64_at, 1))
-            self._write(_EOCD.pack(0x06054B50, 0, 0, 0xFFFF, 0xFFFF, _ZIP64_LIMIT, _ZIP64_LIMIT, 0))
+            self._write(_EOCD.pack(0x06054B50, 0, 0, 0xFFFF, 0xFFFF, _MAX32, _MAX32, 0))
         else:
             self._write(_EOCD.pack(0x06054B50, 0, 0, count, count, size, start, 0))
 

@@ -1,0 +1,130 @@
+"""relabel.archive: reading, validation, raw copies, zip64, atomic output."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from relabel import archive
+from relabel.archive import WheelFile, render_wheel_metadata, write_wheel
+from relabel.errors import WheelError
+
+from .conftest import make_wheel, record_hash
+
+
+def rewrite(wheel: Path, out: Path, **kwargs: object) -> Path:
+    with WheelFile(wheel) as wf:
+        text = render_wheel_metadata(wf.wheel_metadata, wf.wheel_tags)
+        return write_wheel(
+            wf,
+            out / wheel.name,
+            replaced=kwargs.get("replaced", {}),  # type: ignore[arg-type]
+            added=kwargs.get("added", {}),
+            wheel_text=text,  # type: ignore[arg-type]
+        )
+
+
+def test_reads_name_tags_and_record(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path, {"pkg/a.py": b"a = 1\n"})
+    with WheelFile(wheel) as wf:
+        assert wf.project == "demo"
+        assert wf.dist_info == "demo-1.0.dist-info"
+        assert wf.record["pkg/a.py"] == (record_hash(b"a = 1\n"), "6")
+        assert {t.platform for t in wf.tags} == {"linux_x86_64"}
+
+
+def test_rewrite_with_changes_keeps_everything_consistent(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "in", {"pkg/a.py": b"a = 1\n", "pkg/b.bin": b"\0" * 1000})
+    new_b = tmp_path / "b.bin"
+    new_b.write_bytes(b"patched")
+    extra = tmp_path / "lib.so"
+    extra.write_bytes(b"library bytes")
+    extra.chmod(0o755)
+    out = rewrite(
+        wheel, tmp_path / "out", replaced={"pkg/b.bin": new_b}, added={"demo.libs/lib.so": extra}
+    )
+    with zipfile.ZipFile(out) as zf:
+        assert zf.testzip() is None
+        names = zf.namelist()
+        assert names[-1] == "demo-1.0.dist-info/RECORD"
+        assert names.index("demo.libs/lib.so") < names.index("demo-1.0.dist-info/METADATA")
+        assert zf.read("pkg/b.bin") == b"patched"
+        assert (zf.getinfo("demo.libs/lib.so").external_attr >> 16) & 0o777 == 0o755
+        record = zf.read("demo-1.0.dist-info/RECORD").decode()
+    assert f"pkg/b.bin,{record_hash(b'patched')},7" in record
+    assert f"demo.libs/lib.so,{record_hash(b'library bytes')},13" in record
+
+
+def test_zip64_records_are_written_when_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Shrink the 4 GiB limit so every member and offset needs zip64 fields; zipfile must
+    # still read the result, which proves the records are laid out correctly.
+    monkeypatch.setattr(archive, "_ZIP64_LIMIT", 16)
+    wheel = make_wheel(tmp_path / "in", {"pkg/a.py": b"a = 1\n" * 100, "pkg/c.txt": b"x" * 5000})
+    out = rewrite(wheel, tmp_path / "out")
+    with zipfile.ZipFile(out) as zf:
+        assert zf.testzip() is None
+        assert zf.read("pkg/c.txt") == b"x" * 5000
+
+
+def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "in", {"pkg/a.py": b"a"})
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with WheelFile(wheel) as wf, pytest.raises(FileNotFoundError):
+        write_wheel(
+            wf,
+            out_dir / wheel.name,
+            replaced={"pkg/a.py": tmp_path / "missing"},
+            added={},
+            wheel_text=b"Wheel-Version: 1.0\n",
+        )
+    assert list(out_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../evil.py", "/abs.py", "pkg\\win.py", "pkg/../../x.py", "C:/x.py"],
+)
+def test_member_names_escaping_the_wheel_are_refused(tmp_path: Path, name: str) -> None:
+    wheel = make_wheel(tmp_path, {name: b"x"})
+    with pytest.raises(WheelError, match="not a plain relative path"):
+        WheelFile(wheel)
+
+
+def test_not_a_zip(tmp_path: Path) -> None:
+    path = tmp_path / "demo-1.0-py3-none-any.whl"
+    path.write_bytes(b"hello")
+    with pytest.raises(WheelError, match="not a readable zip archive"):
+        WheelFile(path)
+
+
+def test_bad_filename(tmp_path: Path) -> None:
+    path = tmp_path / "nope.whl"
+    path.write_bytes(b"")
+    with pytest.raises(WheelError, match="not a valid wheel file name"):
+        WheelFile(path)
+
+
+def test_missing_record(tmp_path: Path) -> None:
+    path = tmp_path / "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("demo-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\n")
+    with pytest.raises(WheelError, match="RECORD is missing"):
+        WheelFile(path)
+
+
+def test_render_wheel_metadata_replaces_only_tags() -> None:
+    from email.parser import Parser
+
+    msg = Parser().parsestr(
+        "Wheel-Version: 1.0\nGenerator: x\nRoot-Is-Purelib: false\nTag: a-b-linux\nBuild: 1\n\n"
+    )
+    text = render_wheel_metadata(msg, ["a-b-manylinux_2_5"]).decode()  # type: ignore[arg-type]
+    assert text == (
+        "Wheel-Version: 1.0\nGenerator: x\nRoot-Is-Purelib: false\nTag: a-b-manylinux_2_5\n"
+        "Build: 1\n\n"
+    )
