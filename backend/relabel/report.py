@@ -68,11 +68,22 @@ def blocker_lines(analysis: Analysis, plat: str) -> list[str]:
 
 
 def _group(findings: Sequence[Finding], stricter: Sequence[str]) -> list[str]:
-    lines = []
+    """One line per (file, library, version) with its symbols, then what it rules out."""
+    groups: dict[tuple[object, ...], list[Finding]] = {}
     for f in findings:
-        blocked = [n for n in f.blocks if n in stricter]
+        blocked = tuple(n for n in f.blocks if n in stricter)
         if blocked:
-            lines.append(f"  {f.describe()}\n      rules out {_policy_range(blocked)}")
+            key = (f.file, f.kind, f.library, f.version, blocked, "" if f.version else f.describe())
+            groups.setdefault(key, []).append(f)
+    lines = []
+    for (file, _, library, version, blocked, described), members in groups.items():
+        if version:
+            names = sorted({m.symbol for m in members if m.symbol})
+            shown = ", ".join(names[:3]) + (f", +{len(names) - 3} more" if len(names) > 3 else "")
+            text = f"{file} -> {version} from {library}" + (f" ({shown})" if shown else "")
+        else:
+            text = str(described)
+        lines.append(f"  {text}\n      rules out {_policy_range(list(blocked))}")
     return lines
 
 
@@ -163,12 +174,29 @@ def render_repair(result: Result) -> str:
     if plan.keeps_linux:
         return f"relabel: {name}: kept its linux tag; written as {result.output.name}"
     lines = [f"relabel: repaired {name} -> {result.output.name}"]
-    lines.append(f"relabel:   tag {plan.target.policy.name}: the most compatible policy reachable")
+    lines.append(f"relabel:   tag {plan.target.policy.name}: {_why(result)}")
     for graft in plan.grafts:
         lines.append(f"relabel:   grafted {graft.soname} from {graft.source} as {graft.member}")
     if not plan.grafts:
         lines.append("relabel:   no external libraries to graft")
     return "\n".join(lines)
+
+
+def _why(result: Result) -> str:
+    """Why the chosen tag and not a stricter one: the first blockers of the next policy."""
+    audit, plan = result.analysis.audit, result.plan
+    if audit is None or plan is None:
+        return ""
+    verdicts = list(audit.verdicts)
+    index = verdicts.index(plan.target)
+    if index == 0:
+        return "the most compatible policy there is"
+    stricter = verdicts[index - 1]
+    if plan.target is not audit.repairable:
+        return f"requested ({audit.repairable.policy.name} is also met)"
+    reasons = list(dict.fromkeys(f.describe() for f in stricter.blockers))
+    more = f" and {len(reasons) - 2} more" if len(reasons) > 2 else ""
+    return f"{stricter.policy.name} is out of reach: " + "; ".join(reasons[:2]) + more
 
 
 def render_unmet(result: Result) -> str:
