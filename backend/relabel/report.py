@@ -69,7 +69,8 @@ def blocker_lines(analysis: Analysis, plat: str) -> list[str]:
 
 def _group(findings: Sequence[Finding], stricter: Sequence[str]) -> list[str]:
     """One line per (file, library, version) with its symbols, then what it rules out."""
-    groups: dict[tuple[object, ...], list[Finding]] = {}
+    groups: dict[tuple[str, str, str | None, str | None, tuple[str, ...], str], list[Finding]]
+    groups = {}
     for f in findings:
         blocked = tuple(n for n in f.blocks if n in stricter)
         if blocked:
