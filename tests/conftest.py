@@ -44,6 +44,8 @@ class Fixtures:
     ext_blacklist: Path  # Python extension "_zbad" using a blacklisted zlib symbol
     ext_new: Path  # Python extension "_newsym" using GLIBC_2.34 directly
     ext_isa: Path  # Python extension "_isa" built for x86-64-v3
+    ext_dl: Path  # Python extension "_dl": dlopen("libfoo.so.1") at call time, no DT_NEEDED on it
+    exe_foo: Path  # executable printing foo(); DT_RUNPATH -> libdir
 
 
 LIB_SOURCES = {
@@ -184,7 +186,41 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Fixtures:
             "-lpthread",
         ),
         ext_isa=ext("_isa", "", "3", "-Wl,-z,x86-64-v3"),
+        ext_dl=ext(
+            "_dl",
+            "#include <dlfcn.h>\n"
+            'static long call(void) { void *h = dlopen("libfoo.so.1", RTLD_NOW);'
+            " if (!h) { PyErr_SetString(PyExc_OSError, dlerror()); return -1; }"
+            ' int (*f)(void) = (int (*)(void))dlsym(h, "foo"); return f(); }',
+            "call()",
+            "-ldl",
+        ),
+        exe_foo=_executable(src, root / "bin", libdir),
     )
+
+
+def _executable(src: Path, bindir: Path, libdir: Path) -> Path:
+    bindir.mkdir()
+    (src / "main.c").write_text(
+        "#include <stdio.h>\nint foo(void);\n"
+        'int main(void) { printf("foo=%d\\n", foo()); return 0; }\n'
+    )
+    out = bindir / "showfoo"
+    _run(
+        [
+            "gcc",
+            "-o",
+            str(out),
+            "main.c",
+            "-L",
+            str(libdir),
+            "-l:libfoo.so.1",
+            "-Wl,--enable-new-dtags",
+            f"-Wl,-rpath,{libdir}",
+        ],
+        src,
+    )
+    return out
 
 
 def record_hash(data: bytes) -> str:

@@ -1,8 +1,10 @@
 """``relabel show`` and ``relabel repair``: argument parsing over the same pipeline.
 
-Exit status: 0 success (for ``show``: the wheel meets the target as it is), 1 the wheel does
-not meet the target / cannot be repaired to it, 2 bad input. Relabel errors are printed as
-one paragraph, never as a traceback.
+The flags of ``repair`` mirror ``auditwheel repair`` (same names, same short forms, same
+defaults), so switching tools means changing one word; relabel's own additions have long
+names only. Exit status: 0 success (for ``show``: the wheel meets the target as it is), 1
+the wheel does not meet the target or cannot be repaired to it, 2 bad input. Relabel errors
+are printed as one paragraph, never as a traceback.
 """
 
 from __future__ import annotations
@@ -13,17 +15,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relabel import __version__, report
-from relabel.errors import RelabelError
+from relabel.errors import NotPlatformWheelError, RelabelError
 from relabel.repair import Options, analyze, repair
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
+def _zip_level(text: str) -> int:
+    try:
+        level = int(text)
+    except ValueError:
+        level = -1
+    if not 0 <= level <= 9:
+        raise argparse.ArgumentTypeError(f"expected a compression level from 0 to 9, got {text!r}")
+    return level
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--library-dir",
-        "-L",
         dest="library_dirs",
         action="append",
         default=[],
@@ -31,18 +42,45 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="extra directory to search for shared libraries (repeatable)",
     )
     parser.add_argument(
+        "--ldpaths",
+        metavar="DIRS",
+        help="colon-separated directories that replace the system library search directories",
+    )
+    parser.add_argument(
         "--exclude",
+        "-e",
         dest="exclude",
         action="append",
         default=[],
         metavar="SONAME",
-        help="soname or glob never grafted (repeatable)",
+        help="soname, glob or path never grafted; its dependencies are left out too (repeatable)",
+    )
+    parser.add_argument(
+        "--include",
+        dest="include",
+        action="append",
+        default=[],
+        metavar="SONAME_OR_PATH",
+        help="library loaded with dlopen: grafted under its own soname (repeatable)",
+    )
+    parser.add_argument(
+        "--skip-scan",
+        dest="skip_scan",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="wheel members never treated as ELF files (repeatable)",
     )
     parser.add_argument(
         "--disable-isa-ext-check",
         dest="isa_check",
         action="store_false",
         help="do not check the x86-64 ISA level (x86-64-v2/v3/v4) of ELF files",
+    )
+    parser.add_argument(
+        "--allow-pure-python-wheel",
+        action="store_true",
+        help="accept wheels without ELF files instead of failing",
     )
 
 
@@ -79,36 +117,74 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="tag only with --plat, even when a more compatible policy is met",
     )
+    rep.add_argument(
+        "-L",
+        "--lib-sdir",
+        default=".libs",
+        help="suffix of the directory for grafted libraries (default: .libs)",
+    )
+    rep.add_argument(
+        "--no-update-tags",
+        dest="update_tags",
+        action="store_false",
+        help="keep the file name and WHEEL tags as they are",
+    )
+    rep.add_argument(
+        "--strip",
+        action="store_true",
+        help="strip symbols from grafted libraries and patched files",
+    )
+    rep.add_argument(
+        "-z",
+        "--zip-compression-level",
+        type=_zip_level,
+        default=6,
+        metavar="LEVEL",
+        help="deflate level for rewritten members, 0-9 (default: 6)",
+    )
+    rep.add_argument(
+        "--patcher", choices=["patchelf"], default="patchelf", help="ELF patcher (only patchelf)"
+    )
     _common(rep)
     return parser
 
 
+def _options(args: argparse.Namespace, **extra: object) -> Options:
+    return Options(
+        plat=args.plat,
+        exclude=tuple(args.exclude),
+        library_dirs=tuple(args.library_dirs),
+        ldpaths=tuple(p for p in args.ldpaths.split(":") if p) if args.ldpaths else None,
+        include=tuple(args.include),
+        skip_scan=tuple(args.skip_scan),
+        isa_check=args.isa_check,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "show":
-        options = Options(
-            plat=args.plat,
-            exclude=tuple(args.exclude),
-            library_dirs=tuple(args.library_dirs),
-            isa_check=args.isa_check,
-        )
-        analysis = analyze(args.wheel, options)
+        analysis = analyze(args.wheel, _options(args))
+        if analysis.pure and not args.allow_pure_python_wheel:
+            raise NotPlatformWheelError(args.wheel.name)
         print(
             report.render_json(analysis) if args.json else report.render_text(analysis, args.plat)
         )
         return 0 if report.meets_target(analysis, args.plat) else 1
-    status = 0
+    options = _options(
+        args,
+        only_plat=args.only_plat,
+        lib_sdir=args.lib_sdir,
+        update_tags=args.update_tags,
+        strip=args.strip,
+        compression_level=args.zip_compression_level,
+        strict=True,
+        allow_pure=args.allow_pure_python_wheel,
+    )
     for wheel in args.wheels:
-        options = Options(
-            plat=args.plat,
-            exclude=tuple(args.exclude),
-            library_dirs=tuple(args.library_dirs),
-            isa_check=args.isa_check,
-            only_plat=args.only_plat,
-            strict=True,
-        )
         result = repair(wheel, args.wheel_dir, options)
         print(report.render_repair(result))
-    return status
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

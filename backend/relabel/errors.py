@@ -53,6 +53,19 @@ class WheelError(RelabelError):
         super().__init__(f"{wheel}: {message}")
 
 
+class NotPlatformWheelError(WheelError):
+    """A wheel without ELF files where a platform wheel was expected."""
+
+    exit_code = 1
+
+    def __init__(self, wheel: str) -> None:
+        super().__init__(
+            wheel,
+            "this does not look like a platform wheel: it holds no ELF file"
+            " (pass --allow-pure-python-wheel to accept it)",
+        )
+
+
 class ElfError(RelabelError):
     """An ELF file that cannot be read."""
 
@@ -98,8 +111,8 @@ class PolicyError(RelabelError):
         super().__init__(text)
 
 
-class PatchelfError(RelabelError):
-    """patchelf is missing, too old, or failed."""
+class ToolError(RelabelError):
+    """An external tool (patchelf, strip) is missing, too old, or failed."""
 
     def __init__(
         self,
@@ -121,3 +134,7 @@ class PatchelfError(RelabelError):
         if stderr.strip():
             text += f"\n  stderr: {stderr.strip()}"
         super().__init__(text)
+
+
+class PatchelfError(ToolError):
+    """patchelf is missing, too old, or failed."""

@@ -11,6 +11,7 @@ as an argument.
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -55,11 +56,28 @@ class Patch:
 
 
 @dataclass(frozen=True)
+class Move:
+    """An executable in ``<name>.data/scripts/`` that needs grafted libraries.
+
+    Scripts are installed to a bin directory whose place relative to platlib is unknown, so
+    no RPATH could reach the libraries from there. As auditwheel does, the executable moves
+    to ``<name>.scripts/`` in platlib and a small Python launcher takes its place.
+    """
+
+    member: str
+    new_member: str
+
+
+SCRIPTS = re.compile(r"^[^/]+\.data/scripts/[^/]+$")
+
+
+@dataclass(frozen=True)
 class Plan:
     target: Verdict  # the policy the wheel is repaired to (linux when none)
     platform_tags: tuple[str, ...]  # new platform tags, most compatible first
     grafts: tuple[Graft, ...] = ()
     patches: tuple[Patch, ...] = ()
+    moves: tuple[Move, ...] = ()
     #: why the wheel keeps its linux tag (auto target, nothing reachable)
     unmet: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = field(default=())
@@ -154,11 +172,16 @@ def make_plan(
     libs_dir: str,
     hashes: Mapping[str, str],
     only_plat: bool = False,
+    rpath_members: frozenset[str] = frozenset(),
+    scripts_dir: str | None = None,
 ) -> Plan:
     """Plan the repair of the audited wheel.
 
     ``hashes`` maps the real path of every library that may be grafted to its sha256 hex.
     ``libs_dir`` is the wheel-relative directory for grafted libraries (``<dist>.libs``).
+    ``rpath_members`` must reach ``libs_dir`` through their RPATH even without a grafted
+    DT_NEEDED (extensions that dlopen an included library). Executables under
+    ``<name>.data/scripts/`` that need grafted libraries move to ``scripts_dir``.
     """
     target, tagged = choose_target(audit, plat, only_plat=only_plat)
     tags = tuple(t for v in tagged for t in v.policy.tags())
@@ -174,15 +197,21 @@ def make_plan(
         grafts[soname] = Graft(soname, source, name, f"{libs_dir}/{name}")
 
     patches: list[Patch] = []
+    moves: list[Move] = []
     for node in audit.nodes:
-        member_dir = posixpath.dirname(node.member)
         own = target.external_by_member.get(node.member, ())
-        direct = set(node.info.needed)
         replace = tuple((s, grafts[s].new_name) for s in node.info.needed if s in grafts)
         remove = tuple(s for s in node.info.needed if LIBPYTHON.match(s))
+        needs_libs = any(s in grafts for s in own) or node.member in rpath_members
+        location = node.member
+        if needs_libs and scripts_dir and SCRIPTS.match(node.member):
+            location = f"{scripts_dir}/{posixpath.basename(node.member)}"
+            moves.append(Move(node.member, location))
+        member_dir = posixpath.dirname(location)
         entries = node.info.runpath or node.info.rpath
-        kept = [e for e in entries if rpath_inside_wheel(e, member_dir)]
-        needs_libs = any(s in grafts for s in own) or any(s in grafts for s in direct)
+        kept = [e for e in entries if rpath_inside_wheel(e, posixpath.dirname(node.member))]
+        if location != node.member:
+            kept = []  # relative entries meant the old place
         if needs_libs:
             rel = posixpath.relpath(libs_dir, member_dir or ".")
             kept.append("$ORIGIN" if rel == "." else f"$ORIGIN/{rel}")
@@ -190,8 +219,8 @@ def make_plan(
         set_rpath: str | None = None
         remove_rpath = False
         if kept != list(entries) or (needs_libs and not node.info.rpath):
-            # auditwheel writes DT_RPATH (--force-rpath): it also covers the dependencies'
-            # lookups, which DT_RUNPATH would not.
+            # DT_RPATH (--force-rpath), as auditwheel writes: unlike DT_RUNPATH it also
+            # serves the dependencies' lookups and dlopen calls made from the file.
             set_rpath = ":".join(kept) if kept else None
             remove_rpath = not kept
         patch = Patch(node.member, None, replace, remove, set_rpath, remove_rpath)
@@ -211,7 +240,7 @@ def make_plan(
                 remove_rpath=not replace,
             )
         )
-    return Plan(target, tags, tuple(grafts.values()), tuple(patches))
+    return Plan(target, tags, tuple(grafts.values()), tuple(patches), tuple(moves))
 
 
 def _library_info(audit: Audit, soname: str) -> ElfInfo | None:

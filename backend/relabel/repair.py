@@ -7,20 +7,25 @@ and the command line both enter here.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import shutil
 import stat
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.utils import canonicalize_name
-
 from relabel import archive, patchelf, policy
 from relabel.audit import NOT_FOUND, Audit, audit
 from relabel.elf import ElfInfo, looks_like_elf, read_elf
-from relabel.errors import LibraryNotFoundError, PolicyError
+from relabel.errors import (
+    LibraryNotFoundError,
+    NotPlatformWheelError,
+    PolicyError,
+    ToolError,
+)
 from relabel.plan import Plan, advice, make_plan
 from relabel.resolve import Node, Resolver
 
@@ -32,15 +37,30 @@ _MIN_ELF_SIZE = 52  # the smallest ELF header (32-bit)
 
 @dataclass(frozen=True)
 class Options:
+    """What a run may be asked to do (the backend builds it from Settings, the CLI from flags)."""
+
     plat: str = "auto"
     exclude: tuple[str, ...] = ()
     library_dirs: tuple[str, ...] = ()
+    #: replaces the system search directories (auditwheel's --ldpaths)
+    ldpaths: tuple[str, ...] | None = None
+    #: libraries loaded with dlopen: grafted under their own soname, reachable by RPATH
+    include: tuple[str, ...] = ()
+    #: globs of wheel members never treated as ELF files
+    skip_scan: tuple[str, ...] = ()
     only_plat: bool = False
+    update_tags: bool = True
     isa_check: bool = True
+    strip: bool = False
     lib_sdir: str = ".libs"
     compression_level: int = 6
     #: auto target with nothing reachable: True -> error, False -> keep linux tag
     strict: bool = False
+    #: a wheel without ELF files passes through (False: NotPlatformWheelError)
+    allow_pure: bool = True
+
+    def resolver(self) -> Resolver:
+        return Resolver(library_dirs=self.library_dirs, exclude=self.exclude, ldpaths=self.ldpaths)
 
 
 @dataclass(frozen=True)
@@ -52,6 +72,8 @@ class Analysis:
     libc: str | None
     elf_members: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    #: included (dlopen) libraries: wheel member -> file placed in the scratch tree
+    included: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,16 +104,23 @@ def _detect_libc(infos: Sequence[ElfInfo]) -> policy.Libc:
     return policy.Libc.GLIBC
 
 
-def read_wheel_elves(
-    wheel: archive.WheelFile, tree: Path, options: Options, resolver: Resolver
-) -> Analysis:
-    """Extract and parse every ELF member, resolve dependencies, and audit."""
+def dist_name(wheel: archive.WheelFile) -> str:
+    """The distribution part of the file name, as auditwheel names ``<name>.libs``."""
+    return wheel.filename.split("-", 1)[0]
+
+
+def _scan(
+    wheel: archive.WheelFile, tree: Path, options: Options
+) -> tuple[str | None, dict[str, ElfInfo], list[tuple[str, str]]]:
+    """Extract and parse every ELF member of the architecture of the wheel."""
     arch = wheel_arch(wheel)
     infos: dict[str, ElfInfo] = {}
     skipped: list[tuple[str, str]] = []
     dist_prefix = wheel.dist_info + "/"
     for name, member in wheel.members.items():
         if name.startswith(dist_prefix) or name.endswith(".py") or member.size < _MIN_ELF_SIZE:
+            continue
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in options.skip_scan):
             continue
         if not looks_like_elf(wheel.head(name)):
             continue
@@ -107,15 +136,54 @@ def read_wheel_elves(
             skipped.append((name, f"built for {info.arch}, the wheel is {arch}"))
             continue
         infos[name] = info
+    return arch, infos, skipped
+
+
+def _place_included(
+    options: Options, resolver: Resolver, tree: Path, libs_dir: str, infos: dict[str, ElfInfo]
+) -> list[tuple[str, str]]:
+    """Copy the ``include`` libraries into the tree under ``libs_dir/<soname>``."""
+    if not options.include:
+        return []
+    reference = next(iter(infos.values()))
+    placed: list[tuple[str, str]] = []
+    missing: list[tuple[str, str, Sequence[str]]] = []
+    for wanted in options.include:
+        if "/" in wanted:
+            dirs: list[str] = []
+            real, info = resolver.find(str(Path(wanted).resolve()), reference, [])
+        else:
+            dirs = []
+            for name, node_info in infos.items():
+                dirs += resolver.search_dirs(str(tree / name), node_info)
+            dirs = list(dict.fromkeys(dirs))
+            real, info = resolver.find(wanted, reference, dirs)
+        if real is None or info is None:
+            missing.append((wanted, "include (loaded with dlopen)", dirs))
+            continue
+        soname = info.soname or Path(wanted).name
+        member = f"{libs_dir}/{soname}"
+        dest = tree / member
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(real, dest)
+        dest.chmod(0o755)
+        infos[member] = read_elf(dest, display=member)
+        placed.append((member, real))
+    if missing:
+        raise LibraryNotFoundError(missing)
+    return placed
+
+
+def read_wheel_elves(
+    wheel: archive.WheelFile, tree: Path, options: Options, resolver: Resolver
+) -> Analysis:
+    """Extract and parse every ELF member, resolve dependencies, and audit."""
+    arch, infos, skipped = _scan(wheel, tree, options)
+    notes = tuple(f"ignored {n}: {why}" for n, why in skipped)
     if not infos or arch is None:
-        return Analysis(
-            wheel.path,
-            True,
-            None,
-            arch,
-            None,
-            notes=tuple(f"ignored {n}: {why}" for n, why in skipped),
-        )
+        return Analysis(wheel.path, True, None, arch, None, notes=notes)
+    libs_dir = dist_name(wheel) + options.lib_sdir
+    included = _place_included(options, resolver, tree, libs_dir, infos)
     libc = _detect_libc(list(infos.values()))
     nodes: list[Node] = [
         resolver.walk(name, str(tree / name), info) for name, info in infos.items()
@@ -130,13 +198,7 @@ def read_wheel_elves(
         skipped=skipped,
     )
     return Analysis(
-        wheel.path,
-        False,
-        result,
-        arch,
-        libc.value,
-        tuple(infos),
-        tuple(f"ignored {n}: {why}" for n, why in skipped),
+        wheel.path, False, result, arch, libc.value, tuple(infos), notes, tuple(included)
     )
 
 
@@ -146,8 +208,7 @@ def analyze(wheel_path: Path, options: Options) -> Analysis:
         archive.WheelFile(wheel_path) as wheel,
         tempfile.TemporaryDirectory(prefix="relabel-") as tmp,
     ):
-        resolver = Resolver(library_dirs=options.library_dirs, exclude=options.exclude)
-        return read_wheel_elves(wheel, Path(tmp) / "tree", options, resolver)
+        return read_wheel_elves(wheel, Path(tmp) / "tree", options, options.resolver())
 
 
 def _sha256(path: str) -> str:
@@ -189,9 +250,10 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
         tempfile.TemporaryDirectory(prefix="relabel-") as tmp,
     ):
         scratch = Path(tmp)
-        resolver = Resolver(library_dirs=options.library_dirs, exclude=options.exclude)
-        analysis = read_wheel_elves(wheel, scratch / "tree", options, resolver)
+        analysis = read_wheel_elves(wheel, scratch / "tree", options, options.resolver())
         if analysis.pure or analysis.audit is None:
+            if not options.allow_pure:
+                raise NotPlatformWheelError(wheel.filename)
             output = _passthrough(wheel_path, out_dir)
             return Result(analysis, output, None, False, ("no ELF files: wheel left as it is",))
         result = analysis.audit
@@ -201,9 +263,18 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
             for path in verdict.external.values()
             if path is not None
         }
-        libs_dir = canonicalize_name(wheel.project).replace("-", "_") + options.lib_sdir
+        name = dist_name(wheel)
+        rpath_members = frozenset(
+            n.member for n in result.nodes if analysis.included and n.info.is_python_extension
+        )
         plan = make_plan(
-            result, plat=options.plat, libs_dir=libs_dir, hashes=hashes, only_plat=options.only_plat
+            result,
+            plat=options.plat,
+            libs_dir=name + options.lib_sdir,
+            hashes=hashes,
+            only_plat=options.only_plat,
+            rpath_members=rpath_members,
+            scripts_dir=f"{name}.scripts",
         )
         if plan.keeps_linux:
             not_found = [f for f in plan.unmet if f.kind == NOT_FOUND]
@@ -217,7 +288,7 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
                 )
             output = _passthrough(wheel_path, out_dir)
             return Result(analysis, output, plan, False)
-        output = _apply(wheel, scratch, plan, out_dir, arch=result.arch, options=options)
+        output = _apply(wheel, scratch, plan, out_dir, analysis=analysis, options=options)
         return Result(analysis, output, plan, True)
 
 
@@ -228,32 +299,80 @@ def _passthrough(wheel_path: Path, out_dir: Path) -> Path:
     return archive.copy_atomically(wheel_path, out_dir)
 
 
+_SHIM = """\
+#!python
+# Launcher written by relabel: the real executable lives in platlib next to the
+# libraries it needs, at {target!r}.
+import os
+import sys
+import sysconfig
+
+if __name__ == "__main__":
+    target = os.path.join(sysconfig.get_path("platlib"), {target!r})
+    os.execv(target, [target, *sys.argv[1:]])
+"""
+
+
+def _strip(paths: Sequence[Path]) -> None:
+    tool = shutil.which("strip")
+    if tool is None:
+        raise ToolError("strip is needed for the 'strip' option and was not found on PATH")
+    for path in paths:
+        command = [tool, "-s", str(path)]
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise ToolError(
+                f"strip failed on {path.name}",
+                command=command,
+                returncode=proc.returncode,
+                stderr=proc.stderr,
+            )
+
+
 def _apply(
     wheel: archive.WheelFile,
     scratch: Path,
     plan: Plan,
     out_dir: Path,
     *,
-    arch: str,
+    analysis: Analysis,
     options: Options,
 ) -> Path:
     tree = scratch / "tree"
     libs = scratch / "libs"
     libs.mkdir()
-    added: dict[str, Path] = {}
+    added: dict[str, Path] = {member: tree / member for member, _ in analysis.included}
     for graft in plan.grafts:
         dest = libs / graft.new_name
         shutil.copyfile(graft.source, dest)
         dest.chmod(stat.S_IMODE(Path(graft.source).stat().st_mode) | stat.S_IWUSR | stat.S_IRUSR)
         added[graft.member] = dest
     replaced: dict[str, Path] = {}
+    files: dict[str, Path] = {}
     for patch in plan.patches:
         path = added.get(patch.member)
         if path is None:
             path = tree / patch.member
             replaced[patch.member] = path
-        patchelf.apply(patch, path)
-    new_name, tag_lines = retag(wheel.filename, wheel.wheel_tags, plan.platform_tags, arch)
+        files[patch.member] = path
+    if options.strip:
+        # before patching, as auditwheel does: strip may undo patchelf's layout changes
+        _strip(list(files.values()))
+    for patch in plan.patches:
+        patchelf.apply(patch, files[patch.member])
+    for move in plan.moves:
+        binary = replaced.pop(move.member, tree / move.member)
+        added[move.new_member] = binary
+        shim = scratch / "shims" / move.member
+        shim.parent.mkdir(parents=True, exist_ok=True)
+        shim.write_text(_SHIM.format(target=move.new_member))
+        shim.chmod(0o755)
+        replaced[move.member] = shim
+    new_name, tag_lines = wheel.filename, wheel.wheel_tags
+    if options.update_tags:
+        new_name, tag_lines = retag(
+            wheel.filename, wheel.wheel_tags, plan.platform_tags, analysis.arch or ""
+        )
     wheel_text = archive.render_wheel_metadata(wheel.wheel_metadata, tag_lines)
     return archive.write_wheel(
         wheel,

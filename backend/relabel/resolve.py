@@ -74,6 +74,8 @@ class Resolver:
 
     library_dirs: Sequence[str] = ()
     exclude: Sequence[str] = ()
+    #: replaces the ld.so.conf and default directories (auditwheel's ``--ldpaths``)
+    ldpaths: Sequence[str] | None = None
     root: str = "/"
     env_paths: Sequence[str] | None = None
     _elf_cache: dict[str, ElfInfo] = field(default_factory=dict)
@@ -100,6 +102,8 @@ class Resolver:
         return tuple(p for p in value.split(":") if p) if self.root == "/" else ()
 
     def system_dirs(self, info: ElfInfo) -> tuple[str, ...]:
+        if self.ldpaths is not None:
+            return tuple(os.path.abspath(d) for d in self.ldpaths)
         musl = bool(info.interpreter and "ld-musl-" in info.interpreter)
         key = f"{'musl' if musl else 'glibc'}-{info.elf_class}"
         cached = self._system_dirs.get(key)
@@ -170,29 +174,46 @@ class Resolver:
             for pattern in self.exclude
         )
 
+    def search_dirs(
+        self,
+        obj_path: str,
+        obj: ElfInfo,
+        inherited: Sequence[str] = (),
+        root: ElfInfo | None = None,
+        root_path: str | None = None,
+    ) -> list[str]:
+        """Directories searched, in order, for a DT_NEEDED (or dlopen) of ``obj``.
+
+        ``inherited`` is the DT_RPATH chain of the objects that loaded ``obj``; ``root`` is
+        the wheel file whose closure is being walked (its DT_RUNPATH is the last resort).
+        """
+        origin = os.path.dirname(os.path.abspath(obj_path))
+        own_rpath = self._expand(obj.rpath, origin, obj)
+        runpath = self._expand(obj.runpath, origin, obj)
+        # The loader uses DT_RPATH (own, then the loaders') only without DT_RUNPATH.
+        rpath = [] if obj.runpath else [*own_rpath, *inherited]
+        extra = [os.path.abspath(d) for d in self.library_dirs]
+        system = self.system_dirs(root or obj)
+        fallback: list[str] = []
+        if root is not None and root_path is not None:
+            # Last resort, after the loader's own order: the wheel file's RUNPATH also for
+            # its indirect dependencies. The loader would not use it there, but a library
+            # built next to its dependencies in one build tree is meant to be found this way.
+            fallback = self._expand(root.runpath, os.path.dirname(os.path.abspath(root_path)), root)
+        return _dedupe([*rpath, *self._ld_library_path(), *extra, *runpath, *system, *fallback])
+
     def walk(self, member: str, path: str, info: ElfInfo) -> Node:
         """Resolve the dependency closure of one wheel file."""
         self.seed(path, info)
         libraries: dict[str, Library] = {}
-        env = self._ld_library_path()
-        extra = tuple(os.path.abspath(d) for d in self.library_dirs)
-        root_origin = os.path.dirname(os.path.abspath(path))
-        # Last resort, after the loader's own order: the wheel file's RUNPATH also for its
-        # indirect dependencies. The loader would not use it there, but a library built next
-        # to its dependencies in one build tree is meant to be found this way.
-        fallback = self._expand(info.runpath, root_origin, info)
         # (object path, its info, the DT_RPATH chain of the objects that loaded it)
         stack: list[tuple[str, ElfInfo, tuple[str, ...]]] = [(path, info, ())]
         while stack:
             obj_path, obj, inherited = stack.pop()
-            origin = os.path.dirname(os.path.abspath(obj_path))
-            own_rpath = self._expand(obj.rpath, origin, obj)
-            runpath = self._expand(obj.runpath, origin, obj)
-            # The loader uses DT_RPATH (own, then the loaders') only without DT_RUNPATH, and
-            # a loader that has DT_RUNPATH passes no DT_RPATH down (glibc's cache_rpath).
-            rpath = [] if obj.runpath else [*own_rpath, *inherited]
-            passed_down = inherited if obj.runpath else tuple(_dedupe([*own_rpath, *inherited]))
-            dirs = _dedupe([*rpath, *env, *extra, *runpath, *self.system_dirs(info), *fallback])
+            dirs = self.search_dirs(obj_path, obj, inherited, info, path)
+            # A loader that has DT_RUNPATH passes no DT_RPATH down (glibc's cache_rpath).
+            own = self._expand(obj.rpath, os.path.dirname(os.path.abspath(obj_path)), obj)
+            passed_down = inherited if obj.runpath else tuple(_dedupe([*own, *inherited]))
             for soname in obj.needed:
                 if is_loader(soname) or soname in libraries:
                     continue
