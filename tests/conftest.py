@@ -46,6 +46,7 @@ class Fixtures:
     ext_isa: Path  # Python extension "_isa" built for x86-64-v3
     ext_dl: Path  # Python extension "_dl": dlopen("libfoo.so.1") at call time, no DT_NEEDED on it
     exe_foo: Path  # executable printing foo(); DT_RUNPATH -> libdir
+    ext_bz2: Path  # Python extension "_bz2v" linked to the system libbz2 (a distro package)
 
 
 LIB_SOURCES = {
@@ -196,6 +197,13 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Fixtures:
             "-ldl",
         ),
         exe_foo=_executable(src, root / "bin", libdir),
+        ext_bz2=ext(
+            "_bz2v",
+            "#include <bzlib.h>",
+            "(long)BZ2_bzlibVersion()[0]",
+            "-Wl,--no-as-needed",
+            "-lbz2",
+        ),
     )
 
 

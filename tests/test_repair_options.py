@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -169,3 +172,28 @@ def test_executable_in_scripts_moves_next_to_its_libraries(
         [str(tmp_path / "venv" / "bin" / "showfoo")], capture_output=True, text=True, check=False
     )
     assert proc.stdout.strip() == "foo=42", proc.stderr
+
+
+def test_sbom_lists_grafted_libraries_with_hashes(fixtures: Fixtures, tmp_path: Path) -> None:
+    wheel = make_wheel(
+        tmp_path / "in",
+        {f"_foo{EXT_SUFFIX}": fixtures.ext_foo, f"_bz2v{EXT_SUFFIX}": fixtures.ext_bz2},
+    )
+    out = repair(wheel, tmp_path / "out", Options()).output
+    with zipfile.ZipFile(out) as zf:
+        data = json.loads(zf.read("demo-1.0.dist-info/sboms/relabel.cdx.json"))
+        grafted = {n: zf.read(n) for n in zf.namelist() if n.startswith("demo.libs/")}
+    assert data["bomFormat"] == "CycloneDX"
+    assert data["metadata"]["component"]["purl"].endswith(f"file_name={out.name}")
+    libs = {c["properties"][0]["value"]: c for c in data["components"][1:]}
+    assert set(libs) == set(grafted)
+    foo = next(c for m, c in libs.items() if "libfoo" in m)
+    assert foo["hashes"][0]["content"] == hashlib.sha256(fixtures.libfoo.read_bytes()).hexdigest()
+    assert "purl" not in foo  # built by the test, owned by no package
+    bz2 = next(c for m, c in libs.items() if "libbz2" in m)
+    if shutil.which("dpkg-query"):
+        assert bz2["purl"].startswith("pkg:deb/")
+        assert "libbz2" in bz2["name"]
+    # Reproducible: the same repair gives the same SBOM bytes.
+    again = repair(wheel, tmp_path / "again", Options()).output
+    assert again.read_bytes() == out.read_bytes()

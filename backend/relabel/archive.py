@@ -437,17 +437,15 @@ def _deflate_all(
 
 
 def _member_order(src: WheelFile, new_names: Iterable[str]) -> list[str]:
-    """Original order, new files before .dist-info, WHEEL then new metadata last (RECORD
-    is appended by the writer)."""
+    """The original order with new files before ``.dist-info`` and new metadata after it
+    (RECORD is appended by the writer). Stable, so a rewrite of a rewrite keeps the order."""
     prefix = src.dist_info + "/"
-    wheel_name, record_name = prefix + "WHEEL", prefix + "RECORD"
-    old = [n for n in src.members if n not in (wheel_name, record_name)]
+    old = [n for n in src.members if n != prefix + "RECORD"]
     new = sorted(n for n in new_names if n not in src.members)
     return (
         [n for n in old if not n.startswith(prefix)]
         + [n for n in new if not n.startswith(prefix)]
         + [n for n in old if n.startswith(prefix)]
-        + [wheel_name]
         + [n for n in new if n.startswith(prefix)]
     )
 

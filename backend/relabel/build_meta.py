@@ -88,16 +88,30 @@ def build_sdist(sdist_directory: str, config_settings: ConfigSettings = None) ->
         name = backend.call(
             "build_sdist", sdist_directory, config.strip_config_settings(config_settings)
         )
-        return str(name)
+        return _built(backend, "build_sdist", sdist_directory, name).name
+
+
+def _built(
+    backend: inner.InnerBackend, hook: str, directory: str, name: object, *, kind: str = "file"
+) -> Path:
+    """The path of what ``hook`` says it wrote into ``directory``; an error if it did not."""
+    # PEP 517: a hook returns the basename of what it wrote into the directory it was given.
+    if isinstance(name, str) and name and Path(name).name != name:
+        raise InnerBackendError(
+            backend.reference,
+            f"{hook} returned {name!r}; it must return the name of the {kind} it wrote"
+            " into the directory it was given, not a path",
+        )
+    path = Path(directory) / name if isinstance(name, str) and name else None
+    if path is None or not (path.is_dir() if kind == "directory" else path.is_file()):
+        raise InnerBackendError(
+            backend.reference, f"{hook} returned {name!r}, which is not a {kind} it wrote"
+        )
+    return path
 
 
 def _build_into_temp(backend: inner.InnerBackend, hook: str, tmp: str, *args: Any) -> Path:
-    name = backend.call(hook, tmp, *args)
-    if not isinstance(name, str) or not (Path(tmp) / name).is_file():
-        raise InnerBackendError(
-            backend.reference, f"{hook} returned {name!r}, which is not a file it built"
-        )
-    return Path(tmp) / name
+    return _built(backend, hook, tmp, backend.call(hook, tmp, *args))
 
 
 def build_wheel(
@@ -163,7 +177,8 @@ def _prepare_metadata(hook: str) -> Callable[..., str]:
         with _clean_errors():
             _, backend = _load(config_settings)
             stripped = config.strip_config_settings(config_settings)
-            return str(backend.call(hook, metadata_directory, stripped))
+            name = backend.call(hook, metadata_directory, stripped)
+            return _built(backend, hook, metadata_directory, name, kind="directory").name
 
     prepare.__name__ = prepare.__qualname__ = hook
     return prepare
@@ -189,6 +204,10 @@ def _build_editable(
             built = _build_into_temp(backend, "build_editable", tmp, stripped, metadata_directory)
             return archive.copy_atomically(built, Path(wheel_directory)).name
 
+
+_get_requires_for_build_editable.__name__ = "get_requires_for_build_editable"
+_get_requires_for_build_editable.__qualname__ = "get_requires_for_build_editable"
+_build_editable.__name__ = _build_editable.__qualname__ = "build_editable"
 
 _OPTIONAL: dict[str, Callable[..., Any]] = {
     "prepare_metadata_for_build_wheel": _prepare_metadata("prepare_metadata_for_build_wheel"),

@@ -54,32 +54,30 @@ def key_name(field_name: str) -> str:
 
 KEYS: tuple[str, ...] = tuple(key_name(f.name) for f in fields(Settings))
 
-# Keys that hold lists. In the environment and in a single config-settings string a list
-# is split on os.pathsep for directories and on commas for everything else.
+# Keys that hold lists. In the environment and in config settings (each value, when one is
+# given several times) a list is split on os.pathsep for directories and on commas for
+# everything else.
 _LIST_KEYS = {"backend-path": os.pathsep, "exclude": ",", "library-dirs": os.pathsep}
 
 
 def _suggest(key: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.6)
+    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
 
 
 def _check_plat(value: str) -> str | None:
-    if value == "auto":
+    if value == "auto" or value in policy.known_names():
         return None
-    base = value
-    for arch in policy.ARCHITECTURES:
-        if value.endswith("_" + arch):
-            base = value[: -len(arch) - 1]
-            break
-    names = policy.known_names()
-    if base in names:
-        return None
-    choices = ["auto", *names]
-    return (
-        f"unknown policy {value!r}{_suggest(base, choices)}"
-        f" (expected 'auto' or one of: {', '.join(choices)})"
-    )
+    if _suggest(value, ["auto"]):
+        return f"unknown policy {value!r}; did you mean 'auto'?"
+    try:
+        # A full tag: the policy must also exist on the tag's architecture.
+        policy.lookup(value)
+    except KeyError as exc:
+        # lookup() words the problem and suggests neighbours (manylinux_2_18 -> 2_17, 2_24).
+        return f"{exc.args[0]} (or 'auto' for the best policy the wheel meets)"
+    return None
 
 
 def _check_mode(value: str) -> str | None:
@@ -96,10 +94,22 @@ def _check_backend(value: str) -> str | None:
     return f"{value!r} is not a backend reference of the form 'module' or 'module:object'"
 
 
+def _check_backend_path(entry: str) -> str | None:
+    # PEP 517: backend-path entries are relative to the project root and stay inside it.
+    if Path(entry).is_absolute():
+        return f"{entry!r} must be relative to the project directory"
+    if Path(os.path.normpath(entry)).parts[:1] == (os.pardir,):
+        return f"{entry!r} points outside the project directory"
+    return None
+
+
 _CHECKS: dict[str, Callable[[str], str | None]] = {
     "plat": _check_plat,
     "mode": _check_mode,
     "build-backend": _check_backend,
+}
+_ITEM_CHECKS: dict[str, Callable[[str], str | None]] = {
+    "backend-path": _check_backend_path,
 }
 
 
@@ -107,23 +117,33 @@ class _Collector:
     def __init__(self) -> None:
         self.problems: list[str] = []
         self.values: dict[str, Any] = {}
+        #: which source each value in ``values`` came from
+        self.sources: dict[str, str] = {}
 
-    def take(self, where: str, key: str, raw: object, *, split_strings: bool) -> None:
-        """Validate one value from one source; ``where`` renders the full key path."""
+    def take(self, where: str, key: str, raw: object, *, source: str) -> None:
+        """Validate one value from one source; ``where`` renders the full key path.
+
+        Strings from config settings and the environment are split into list items;
+        pyproject.toml has real lists, so a string there is one item.
+        """
         if key not in KEYS:
             self.problems.append(f"{where}: unknown key{_suggest(key, KEYS)}")
             return
+        value: Any
         if key in _LIST_KEYS:
             if isinstance(raw, str):
-                items = [raw] if not split_strings else raw.split(_LIST_KEYS[key])
-                value: Any = tuple(i.strip() for i in items if i.strip())
-            elif isinstance(raw, (list, tuple)) and all(isinstance(i, str) for i in raw):
-                value = tuple(i for i in raw if i)
-            else:
+                raw = [raw]
+            if not (isinstance(raw, (list, tuple)) and all(isinstance(i, str) for i in raw)):
                 self.problems.append(
                     f"{where}: expected a list of strings, got {type(raw).__name__} {raw!r}"
                 )
                 return
+            items = raw
+            if source != "pyproject":
+                items = [part for item in raw for part in item.split(_LIST_KEYS[key])]
+            value = tuple(i.strip() for i in items if i.strip())
+            check = _ITEM_CHECKS.get(key)
+            problems = [p for p in map(check, value) if p] if check else []
         else:
             if not isinstance(raw, str):
                 self.problems.append(
@@ -132,31 +152,26 @@ class _Collector:
                 return
             value = raw.strip()
             check = _CHECKS.get(key)
-            problem = check(value) if check else None
-            if problem:
-                self.problems.append(f"{where}: {problem}")
-                return
-        if key == "backend-path":
-            for entry in value:
-                if Path(entry).is_absolute():
-                    self.problems.append(
-                        f"{where}: {entry!r} must be relative to the project directory"
-                    )
-                    return
+            problems = [p for p in [check(value)] if p] if check else []
+        if problems:
+            self.problems.extend(f"{where}: {p}" for p in problems)
+            return
         self.values[key.replace("-", "_")] = value
+        self.sources[key.replace("-", "_")] = source
 
 
 def read_pyproject(project_dir: Path) -> dict[str, Any]:
     path = project_dir / "pyproject.toml"
     try:
         with path.open("rb") as stream:
-            return tomllib.load(stream)
+            data: dict[str, Any] = tomllib.load(stream)
     except FileNotFoundError:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read ({exc.strerror})"]) from None
+    return data
 
 
 def load(
@@ -177,28 +192,26 @@ def load(
         collector.problems.append("tool.relabel: expected a table")
         table = {}
     for key, raw in table.items():
-        collector.take(f"tool.relabel.{key}", key, raw, split_strings=False)
-    from_pyproject = dict(collector.values)
+        collector.take(f"tool.relabel.{key}", key, raw, source="pyproject")
 
     for name, raw in (config_settings or {}).items():
         if not name.startswith("relabel."):
             continue
         key = name[len("relabel.") :]
-        collector.take(f"-C {name}", key, raw, split_strings=True)
+        collector.take(f"-C {name}", key, raw, source="config-settings")
 
     for key in KEYS:
         env_name = "RELABEL_" + key.upper().replace("-", "_")
         if env_name in environ:
-            collector.take(env_name, key, environ[env_name], split_strings=True)
+            collector.take(env_name, key, environ[env_name], source="environment")
 
     if collector.problems:
         raise ConfigError(collector.problems)
 
     values = dict(collector.values)
     # Directories in pyproject.toml are relative to the project, not to the caller.
-    for key in ("library_dirs",):
-        if key in values and values[key] is from_pyproject.get(key):
-            values[key] = tuple(str(project_dir / d) for d in values[key])
+    if collector.sources.get("library_dirs") == "pyproject":
+        values["library_dirs"] = tuple(str(project_dir / d) for d in values["library_dirs"])
     return replace(Settings(), **values)
 
 

@@ -49,6 +49,18 @@ class InnerBackend:
             raise InnerBackendError(self.reference, f"{hook} failed: {detail}{origin}") from exc
 
 
+def _module_origin(module: ModuleType) -> list[str]:
+    """The files or directories a module was loaded from (none for a built-in module)."""
+    file = getattr(module, "__file__", None)
+    if file:
+        return [os.path.realpath(file)]
+    return [os.path.realpath(p) for p in getattr(module, "__path__", None) or ()]
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path.startswith(os.path.realpath(directory) + os.sep)
+
+
 def load(
     reference: str, backend_path: Sequence[str] = (), project_dir: Path | None = None
 ) -> InnerBackend:
@@ -56,29 +68,43 @@ def load(
     module_name, _, attribute = reference.partition(":")
     project_dir = project_dir or Path.cwd()
     paths = [os.path.normpath(project_dir / p) for p in backend_path]
+    # PEP 517: backend-path entries go to the front of sys.path, ahead of installed copies,
+    # even when an entry is already further down.
     for path in reversed(paths):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+        if path in sys.path:
+            sys.path.remove(path)
+        sys.path.insert(0, path)
     try:
         module: ModuleType = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and module_name.split(".")[0] == exc.name.split(".")[0]:
+        # Only the backend itself (or a package it lives in) missing means "not installed";
+        # a module the backend imports in turn is the backend's own import failure.
+        missing = exc.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            if paths:
+                raise InnerBackendError(
+                    reference,
+                    f"module {missing!r} was not found in backend-path {list(backend_path)}"
+                    f" (searched {', '.join(paths)})",
+                ) from None
             raise InnerBackendError(
                 reference,
-                f"module {exc.name!r} is not installed; add the package that provides it"
+                f"module {missing!r} is not installed; add the package that provides it"
                 " to [build-system].requires in pyproject.toml",
             ) from None
-        raise InnerBackendError(reference, f"import failed: {exc}") from exc
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        raise InnerBackendError(reference, f"import failed: {detail}") from exc
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         raise InnerBackendError(reference, f"import failed: {detail}") from exc
     if paths:
-        origin = os.path.realpath(getattr(module, "__file__", "") or "")
-        if not any(origin.startswith(os.path.realpath(p) + os.sep) for p in paths):
+        origins = _module_origin(module)
+        if not any(_inside(o, p) for o in origins for p in paths):
             raise InnerBackendError(
                 reference,
                 f"backend-path is set to {list(backend_path)} but {module_name!r} was imported"
-                f" from {origin or 'a built-in module'}",
+                f" from {', '.join(origins) or 'a built-in module'}; with backend-path set,"
+                " the backend must be one of the modules in those directories (PEP 517)",
             )
     obj: Any = module
     for part in filter(None, attribute.split(".")):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relabel import archive, patchelf, policy
+from relabel import archive, patchelf, policy, sbom
 from relabel.audit import NOT_FOUND, Audit, audit
 from relabel.elf import ElfInfo, looks_like_elf, read_elf
 from relabel.errors import (
@@ -374,11 +374,19 @@ def _apply(
             wheel.filename, wheel.wheel_tags, plan.platform_tags, analysis.arch or ""
         )
     wheel_text = archive.render_wheel_metadata(wheel.wheel_metadata, tag_lines)
+    extra: dict[str, bytes] = {}
+    grafted = [(g.member, g.source) for g in plan.grafts]
+    grafted += [(member, source) for member, source in analysis.included]
+    if grafted:
+        extra[f"{wheel.dist_info}/sboms/{sbom.SBOM_NAME}"] = sbom.document(
+            new_name, wheel.project, str(wheel.version), grafted
+        )
     return archive.write_wheel(
         wheel,
         out_dir / new_name,
         replaced=replaced,
         added=added,
         wheel_text=wheel_text,
+        extra_files=extra,
         compression_level=options.compression_level,
     )

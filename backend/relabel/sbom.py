@@ -1,0 +1,172 @@
+"""A CycloneDX SBOM of the libraries a repair grafts, written to ``.dist-info/sboms/``.
+
+For each grafted file the system package that installed it is looked up with the package
+manager that owns the machine (``dpkg-query``, ``rpm``, ``apk``) and recorded as a package
+URL, with the file's SHA-256. A file no package manager knows is still listed, by name and
+hash. The document has no timestamp or random serial number, so the same repair gives the
+same bytes. Package-manager queries are the only I/O here; arguments go to ``subprocess``
+as lists, never through a shell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from relabel import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+SBOM_NAME = "relabel.cdx.json"
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    version: str
+    purl: str
+
+
+def _query(command: Sequence[str]) -> str | None:
+    if shutil.which(command[0]) is None:
+        return None
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _distro() -> str:
+    try:
+        text = Path("/etc/os-release").read_text(errors="replace")
+    except OSError:
+        return "linux"
+    for line in text.splitlines():
+        if line.startswith("ID="):
+            return line[3:].strip().strip('"') or "linux"
+    return "linux"
+
+
+def _aliases(path: str) -> list[str]:
+    """The path and its twin across a merged /usr (packages may register either)."""
+    out = [path]
+    if path.startswith("/usr/"):
+        out.append(path[len("/usr") :])
+    else:
+        out.append("/usr" + path)
+    return out
+
+
+def _dpkg(path: str, distro: str) -> Provider | None:
+    for candidate in _aliases(path):
+        owner = _query(["dpkg-query", "-S", candidate])
+        if not owner:
+            continue
+        # "libbz2-1.0:amd64: /lib/x86_64-linux-gnu/libbz2.so.1.0.4" (first line wins)
+        arch_qualified = owner.splitlines()[0].split(": ", 1)[0]
+        package = arch_qualified.split(":")[0]
+        info = _query(["dpkg-query", "-W", "-f", "${Version}\t${Architecture}", arch_qualified])
+        if not info:
+            continue
+        version, _, arch = info.strip().partition("\t")
+        purl = f"pkg:deb/{distro}/{quote(package)}@{quote(version)}?arch={quote(arch)}"
+        return Provider(package, version, purl)
+    return None
+
+
+def _rpm(path: str, distro: str) -> Provider | None:
+    for candidate in _aliases(path):
+        out = _query(
+            ["rpm", "-qf", "--queryformat", "%{NAME}\t%{VERSION}-%{RELEASE}\t%{ARCH}\n", candidate]
+        )
+        if out:
+            name, version, arch = [*out.splitlines()[0].split("\t"), "", "", ""][:3]
+            purl = f"pkg:rpm/{distro}/{quote(name)}@{quote(version)}?arch={quote(arch)}"
+            return Provider(name, version, purl)
+    return None
+
+
+def _apk(path: str, distro: str) -> Provider | None:
+    for candidate in _aliases(path):
+        out = _query(["apk", "info", "--who-owns", candidate])
+        if out and " is owned by " in out:
+            owner = out.strip().rsplit(" is owned by ", 1)[1]
+            name, _, version = owner.rpartition("-")
+            name, _, release = name.rpartition("-") if version.startswith("r") else (name, "", "")
+            full = f"{release}-{version}" if release else version
+            purl = f"pkg:apk/{distro}/{quote(name)}@{quote(full)}"
+            return Provider(name, full, purl)
+    return None
+
+
+def provider(path: str) -> Provider | None:
+    distro = _distro()
+    for lookup in (_dpkg, _rpm, _apk):
+        found = lookup(os.path.realpath(path), distro)
+        if found is not None:
+            return found
+    return None
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def document(
+    wheel_filename: str, project: str, version: str, grafted: Sequence[tuple[str, str]]
+) -> bytes:
+    """The SBOM for ``grafted`` ((member name in the wheel, source path) pairs)."""
+    wheel_purl = (
+        f"pkg:pypi/{quote(project, safe='')}@{quote(version, safe='')}"
+        f"?file_name={quote(wheel_filename, safe='')}"
+    )
+    components: list[dict[str, Any]] = []
+    depends: list[str] = []
+    for member, source in sorted(grafted):
+        found = provider(source)
+        digest = _sha256(source)
+        component: dict[str, Any] = {
+            "type": "library",
+            "bom-ref": f"{found.purl if found else 'file:' + member}#{digest[:16]}",
+            "name": found.name if found else Path(member).name,
+            "hashes": [{"alg": "SHA-256", "content": digest}],
+            "properties": [{"name": "relabel:wheel-path", "value": member}],
+        }
+        if found:
+            component["version"] = found.version
+            component["purl"] = found.purl
+        components.append(component)
+        depends.append(component["bom-ref"])
+    root = {
+        "type": "library",
+        "bom-ref": wheel_purl,
+        "name": project,
+        "version": version,
+        "purl": wheel_purl,
+    }
+    data = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.4",
+        "version": 1,
+        "metadata": {
+            "component": root,
+            "tools": [{"name": "relabel", "version": __version__}],
+        },
+        "components": [root, *components],
+        "dependencies": [{"ref": wheel_purl, "dependsOn": depends}]
+        + [{"ref": ref} for ref in depends],
+    }
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
