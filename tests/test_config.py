@@ -56,6 +56,15 @@ def test_every_key_is_a_field() -> None:
         "plat",
         "exclude",
         "library-dirs",
+        "ldpaths",
+        "include",
+        "skip-scan",
+        "only-plat",
+        "update-tags",
+        "strip",
+        "isa-check",
+        "lib-sdir",
+        "zip-compression-level",
     )
     assert [f.name for f in fields(Settings)] == [k.replace("-", "_") for k in config.KEYS]
 
@@ -93,6 +102,27 @@ PRECEDENCE: dict[str, tuple[tuple[Any, Any], tuple[Any, Any], tuple[str, Any]]] 
         (["/from/c"], ("/from/c",)),
         (os.pathsep.join(["/env/a", "/env/b"]), ("/env/a", "/env/b")),
     ),
+    "ldpaths": (
+        (["sysroot/lib"], (PROJECT / "sysroot/lib",)),
+        ("/c/lib", ("/c/lib",)),
+        (os.pathsep.join(["/e/1", "/e/2"]), ("/e/1", "/e/2")),
+    ),
+    "include": (
+        (["libplugin.so.1", "vendor/libx.so"], ("libplugin.so.1", PROJECT / "vendor/libx.so")),
+        ("liba.so.1,libb.so.2", ("liba.so.1", "libb.so.2")),
+        ("/abs/libenv.so", ("/abs/libenv.so",)),
+    ),
+    "skip-scan": (
+        (["pkg/firmware/*"], ("pkg/firmware/*",)),
+        ("a/*,b/*", ("a/*", "b/*")),
+        ("c/*", ("c/*",)),
+    ),
+    "only-plat": ((True, True), ("false", False), ("yes", True)),
+    "update-tags": ((False, False), ("on", True), ("0", False)),
+    "strip": ((True, True), ("no", False), ("1", True)),
+    "isa-check": ((False, False), ("true", True), ("off", False)),
+    "lib-sdir": ((".vendored", ".vendored"), (".c", ".c"), ("_libs", "_libs")),
+    "zip-compression-level": ((9, 9), ("0", 0), (" 3 ", 3)),
 }
 SOURCES = ["pyproject", "-C", "env"]
 
@@ -103,6 +133,31 @@ def _expected(value: Any, root: Path) -> Any:
             str(root / v.relative_to(PROJECT)) if isinstance(v, Path) else v for v in value
         )
     return value
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "raw"),
+    [
+        ("pyproject", "strip", "true"),  # TOML has real booleans: a string is a mistake
+        ("pyproject", "zip-compression-level", "6"),
+        ("pyproject", "zip-compression-level", 10),
+        ("pyproject", "zip-compression-level", True),
+        ("env", "only-plat", "maybe"),
+        ("env", "zip-compression-level", "-1"),
+        ("env", "lib-sdir", "a/b"),
+        ("pyproject", "lib-sdir", ""),
+    ],
+)
+def test_bad_scalar_values(tmp_path: Path, where: str, key: str, raw: Any) -> None:
+    if where == "pyproject":
+        root, environ, label = project(tmp_path, {key: raw}), {}, f"tool.relabel.{key}"
+    else:
+        env = "RELABEL_" + key.upper().replace("-", "_")
+        root, environ, label = project(tmp_path), {env: raw}, env
+    with pytest.raises(ConfigError) as excinfo:
+        load(root, None, environ)
+    [problem] = problems(excinfo)
+    assert problem.startswith(f"{label}: ")
 
 
 @pytest.mark.parametrize("key", list(PRECEDENCE))
@@ -371,9 +426,9 @@ def test_unknown_keys_get_a_suggestion_from_every_source(
 
 def test_unknown_key_without_a_near_miss(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as excinfo:
-        load(project(tmp_path, {"compression": "9"}), None, {})
+        load(project(tmp_path, {"colour": "blue"}), None, {})
     (problem,) = problems(excinfo)
-    assert problem.startswith("tool.relabel.compression: unknown key")
+    assert problem.startswith("tool.relabel.colour: unknown key")
     assert "did you mean" not in problem
 
 

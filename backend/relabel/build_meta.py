@@ -138,6 +138,15 @@ def _options(settings: config.Settings, *, strict: bool) -> Options:
         plat=settings.plat,
         exclude=settings.exclude,
         library_dirs=settings.library_dirs,
+        ldpaths=settings.ldpaths or None,
+        include=settings.include,
+        skip_scan=settings.skip_scan,
+        only_plat=settings.only_plat,
+        update_tags=settings.update_tags,
+        isa_check=settings.isa_check,
+        strip=settings.strip,
+        lib_sdir=settings.lib_sdir,
+        compression_level=settings.zip_compression_level,
         strict=strict,
     )
 

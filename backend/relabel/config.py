@@ -46,6 +46,15 @@ class Settings:
     plat: str = "auto"
     exclude: tuple[str, ...] = ()
     library_dirs: tuple[str, ...] = ()
+    ldpaths: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    skip_scan: tuple[str, ...] = ()
+    only_plat: bool = False
+    update_tags: bool = True
+    strip: bool = False
+    isa_check: bool = True
+    lib_sdir: str = ".libs"
+    zip_compression_level: int = 6
 
 
 def key_name(field_name: str) -> str:
@@ -57,7 +66,19 @@ KEYS: tuple[str, ...] = tuple(key_name(f.name) for f in fields(Settings))
 # Keys that hold lists. In the environment and in config settings (each value, when one is
 # given several times) a list is split on os.pathsep for directories and on commas for
 # everything else.
-_LIST_KEYS = {"backend-path": os.pathsep, "exclude": ",", "library-dirs": os.pathsep}
+_LIST_KEYS = {
+    "backend-path": os.pathsep,
+    "exclude": ",",
+    "library-dirs": os.pathsep,
+    "ldpaths": os.pathsep,
+    "include": ",",
+    "skip-scan": ",",
+}
+_BOOL_KEYS = frozenset({"only-plat", "update-tags", "strip", "isa-check"})
+#: integer keys and their inclusive range
+_INT_KEYS = {"zip-compression-level": (0, 9)}
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def _suggest(key: str, choices: Sequence[str]) -> str:
@@ -103,7 +124,14 @@ def _check_backend_path(entry: str) -> str | None:
     return None
 
 
+def _check_lib_sdir(value: str) -> str | None:
+    if value and "/" not in value and "\\" not in value and value not in (".", ".."):
+        return None
+    return f"{value!r} must be a directory name suffix such as '.libs' (no slashes)"
+
+
 _CHECKS: dict[str, Callable[[str], str | None]] = {
+    "lib-sdir": _check_lib_sdir,
     "plat": _check_plat,
     "mode": _check_mode,
     "build-backend": _check_backend,
@@ -130,6 +158,14 @@ class _Collector:
             self.problems.append(f"{where}: unknown key{_suggest(key, KEYS)}")
             return
         value: Any
+        if key in _BOOL_KEYS or key in _INT_KEYS:
+            parsed = _scalar(key, raw, source)
+            if isinstance(parsed, str):
+                self.problems.append(f"{where}: {parsed}")
+                return
+            self.values[key.replace("-", "_")] = parsed
+            self.sources[key.replace("-", "_")] = source
+            return
         if key in _LIST_KEYS:
             if isinstance(raw, str):
                 raw = [raw]
@@ -158,6 +194,26 @@ class _Collector:
             return
         self.values[key.replace("-", "_")] = value
         self.sources[key.replace("-", "_")] = source
+
+
+def _scalar(key: str, raw: object, source: str) -> bool | int | str:
+    """Parse a bool or int key; a str result is the problem to report."""
+    text = raw.strip().lower() if isinstance(raw, str) and source != "pyproject" else None
+    if key in _BOOL_KEYS:
+        if isinstance(raw, bool):
+            return raw
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        return f"expected true or false, got {type(raw).__name__} {raw!r}"
+    low, high = _INT_KEYS[key]
+    number: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        number = raw
+    elif text is not None and text.lstrip("-").isdigit():
+        number = int(text)
+    if number is None or not low <= number <= high:
+        return f"expected a whole number from {low} to {high}, got {type(raw).__name__} {raw!r}"
+    return number
 
 
 def read_pyproject(project_dir: Path) -> dict[str, Any]:
@@ -210,8 +266,13 @@ def load(
 
     values = dict(collector.values)
     # Directories in pyproject.toml are relative to the project, not to the caller.
-    if collector.sources.get("library_dirs") == "pyproject":
-        values["library_dirs"] = tuple(str(project_dir / d) for d in values["library_dirs"])
+    for key in ("library_dirs", "ldpaths"):
+        if collector.sources.get(key) == "pyproject":
+            values[key] = tuple(str(project_dir / d) for d in values[key])
+    if collector.sources.get("include") == "pyproject":
+        values["include"] = tuple(
+            str(project_dir / i) if "/" in i else i for i in values["include"]
+        )
     return replace(Settings(), **values)
 
 

@@ -1,0 +1,60 @@
+"""Repair options set through the backend's configuration reach the repair."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from packaging.utils import parse_wheel_filename
+
+from relabel import build_meta
+
+from .conftest import EXT_SUFFIX, Fixtures, make_wheel
+from .hooks_support import isolated_imports, make_project
+
+
+@pytest.fixture
+def built(fixtures: Fixtures, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    inner = make_wheel(
+        tmp_path / "inner",
+        {f"pkg/_foo{EXT_SUFFIX}": fixtures.ext_foo, f"pkg/_dl{EXT_SUFFIX}": fixtures.ext_dl},
+    )
+
+    def build(relabel: dict[str, object], config_settings: dict[str, object] | None = None) -> Path:
+        root = tmp_path / f"project{len(list(tmp_path.glob('project*')))}"
+        make_project(root, wheel=inner, relabel=relabel)
+        monkeypatch.chdir(root)
+        dist = root / "dist"
+        with isolated_imports(root):
+            name = build_meta.build_wheel(str(dist), config_settings)
+        assert [p.name for p in dist.iterdir()] == [name]
+        return dist / name
+
+    return build
+
+
+def test_pyproject_options(built, fixtures: Fixtures) -> None:  # type: ignore[no-untyped-def]
+    wheel = built(
+        {
+            "lib-sdir": ".vendored",
+            "include": ["libfoo.so.1"],
+            "library-dirs": [str(fixtures.libdir)],
+            "plat": "manylinux_2_35",  # _dl needs dlopen@GLIBC_2.34: 2_34 is the best
+            "only-plat": True,
+            "zip-compression-level": 9,
+        }
+    )
+    assert {t.platform for t in parse_wheel_filename(wheel.name)[3]} == {"manylinux_2_35_x86_64"}
+    with zipfile.ZipFile(wheel) as zf:
+        libs = sorted(n for n in zf.namelist() if n.startswith("demo.vendored/"))
+    assert "demo.vendored/libfoo.so.1" in libs  # included under its own soname
+    assert any(n.startswith("demo.vendored/libfoo-") for n in libs)  # grafted for _foo
+
+
+def test_config_settings_and_environment(built, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("RELABEL_UPDATE_TAGS", "false")
+    wheel = built({}, {"relabel.skip-scan": "pkg/_dl*", "relabel.strip": "true"})
+    assert wheel.name.endswith("-linux_x86_64.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        assert any(n.startswith("demo.libs/libfoo-") for n in zf.namelist())
