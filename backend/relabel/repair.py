@@ -25,12 +25,13 @@ from relabel.errors import (
     NotPlatformWheelError,
     PolicyError,
     ToolError,
+    WheelError,
 )
 from relabel.plan import Plan, advice, make_plan
 from relabel.resolve import Node, Resolver
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 _MIN_ELF_SIZE = 52  # the smallest ELF header (32-bit)
 
@@ -58,9 +59,16 @@ class Options:
     strict: bool = False
     #: a wheel without ELF files passes through (False: NotPlatformWheelError)
     allow_pure: bool = True
+    #: a directory to resolve system libraries in instead of / (foreign architectures)
+    sysroot: str | None = None
 
     def resolver(self) -> Resolver:
-        return Resolver(library_dirs=self.library_dirs, exclude=self.exclude, ldpaths=self.ldpaths)
+        return Resolver(
+            library_dirs=self.library_dirs,
+            exclude=self.exclude,
+            ldpaths=self.ldpaths,
+            root=self.sysroot or "/",
+        )
 
 
 @dataclass(frozen=True)
@@ -95,12 +103,24 @@ def wheel_arch(wheel: archive.WheelFile) -> str | None:
     return None
 
 
-def _detect_libc(infos: Sequence[ElfInfo]) -> policy.Libc:
-    for info in infos:
-        if (info.interpreter and "ld-musl-" in info.interpreter) or any(
-            n.startswith(("libc.musl-", "ld-musl-")) for n in info.needed
-        ):
+def _detect_libc(wheel: archive.WheelFile, infos: Mapping[str, ElfInfo]) -> policy.Libc:
+    """musl or glibc, from the ELF files first, then the file names, then the wheel tag."""
+    for info in infos.values():
+        if info.interpreter:
+            return policy.Libc.MUSL if "ld-musl-" in info.interpreter else policy.Libc.GLIBC
+        for needed in info.needed:
+            # musl's soname is libc.musl-<arch>.so.1 on Alpine and plain libc.so elsewhere;
+            # glibc's is libc.so.6 on every architecture.
+            if needed.startswith(("libc.musl-", "ld-musl-")) or needed == "libc.so":
+                return policy.Libc.MUSL
+            if needed == "libc.so.6" or needed.startswith(("ld-linux", "ld64.so.")):
+                return policy.Libc.GLIBC
+    for name in infos:
+        # CPython's extension suffix names the C library (...-x86_64-linux-musl.so).
+        if name.endswith(("-linux-musl.so", "-linux-musleabihf.so")):
             return policy.Libc.MUSL
+    if any(t.platform.startswith("musllinux_") for t in wheel.tags):
+        return policy.Libc.MUSL
     return policy.Libc.GLIBC
 
 
@@ -180,11 +200,19 @@ def read_wheel_elves(
     """Extract and parse every ELF member, resolve dependencies, and audit."""
     arch, infos, skipped = _scan(wheel, tree, options)
     notes = tuple(f"ignored {n}: {why}" for n, why in skipped)
+    if not infos and skipped:
+        raise WheelError(
+            wheel.filename,
+            f"none of its ELF files can be audited for {arch or 'any known architecture'}: "
+            + "; ".join(f"{n} ({why})" for n, why in skipped)
+            + ". Check that the wheel was built for the architecture its tag names, or"
+            " leave such files out of the audit with skip-scan.",
+        )
     if not infos or arch is None:
         return Analysis(wheel.path, True, None, arch, None, notes=notes)
     libs_dir = dist_name(wheel) + options.lib_sdir
     included = _place_included(options, resolver, tree, libs_dir, infos)
-    libc = _detect_libc(list(infos.values()))
+    libc = _detect_libc(wheel, infos)
     nodes: list[Node] = [
         resolver.walk(name, str(tree / name), info) for name, info in infos.items()
     ]
