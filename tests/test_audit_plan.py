@@ -212,3 +212,10 @@ def test_explicit_legacy_alias_behaves_like_pep600_name() -> None:
     c = make_plan(result, plat="manylinux_2_17_x86_64", libs_dir="d.libs", hashes={})
     assert a.platform_tags == b.platform_tags == c.platform_tags
     assert a.platform_tags[:2] == ("manylinux_2_5_x86_64", "manylinux1_x86_64")
+
+
+def test_policy_of_the_other_libc_is_explained() -> None:
+    result = run(node("_a.so", elf("_a.so"), {"libc.so.6": LIBC}))
+    expected = r"'musllinux_1_2' is a musl policy.*linked against glibc"
+    with pytest.raises(PolicyError, match=expected):
+        make_plan(result, plat="musllinux_1_2", libs_dir="d.libs", hashes={})

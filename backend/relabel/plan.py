@@ -124,10 +124,18 @@ def _find_verdict(audit: Audit, plat: str) -> Verdict:
         if plat in names or any(n == f"{plat}_{audit.arch}" for n in names):
             return verdict
     known = ", ".join(v.policy.name for v in audit.verdicts)
-    raise PolicyError(
-        f"{plat}_{audit.arch}",
-        [f"no policy {plat!r} exists for {audit.arch} (known here: {known})"],
-    )
+    family = "musllinux" if plat.startswith("musllinux") else "manylinux"
+    wanted_libc = "musl" if family == "musllinux" else "glibc"
+    if audit.libc and audit.libc != wanted_libc:
+        problem = (
+            f"{plat!r} is a {wanted_libc} policy, but this wheel's files are linked against"
+            f" {audit.libc}; {audit.libc} wheels take "
+            + ("musllinux" if audit.libc == "musl" else "manylinux")
+            + f" policies (here: {known})"
+        )
+    else:
+        problem = f"no policy {plat!r} exists for {audit.arch} (known here: {known})"
+    raise PolicyError(plat if plat.endswith(audit.arch) else f"{plat}_{audit.arch}", [problem])
 
 
 def _unique(findings: Sequence[Finding]) -> list[Finding]:
