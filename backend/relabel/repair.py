@@ -316,7 +316,9 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
                 )
             output = _passthrough(wheel_path, out_dir)
             return Result(analysis, output, plan, False)
-        output = _apply(wheel, scratch, plan, out_dir, analysis=analysis, options=options)
+        output = _apply(
+            wheel, scratch, plan, out_dir, analysis=analysis, options=options, hashes=hashes
+        )
         return Result(analysis, output, plan, True)
 
 
@@ -365,6 +367,7 @@ def _apply(
     *,
     analysis: Analysis,
     options: Options,
+    hashes: Mapping[str, str],
 ) -> Path:
     tree = scratch / "tree"
     libs = scratch / "libs"
@@ -407,7 +410,7 @@ def _apply(
     grafted += [(member, source) for member, source in analysis.included]
     if grafted:
         extra[f"{wheel.dist_info}/sboms/{sbom.SBOM_NAME}"] = sbom.document(
-            new_name, wheel.project, str(wheel.version), grafted
+            new_name, wheel.project, str(wheel.version), grafted, digests=hashes
         )
     return archive.write_wheel(
         wheel,

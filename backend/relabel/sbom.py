@@ -23,7 +23,7 @@ from urllib.parse import quote
 from relabel import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 SBOM_NAME = "relabel.cdx.json"
 
@@ -126,9 +126,16 @@ def _sha256(path: str) -> str:
 
 
 def document(
-    wheel_filename: str, project: str, version: str, grafted: Sequence[tuple[str, str]]
+    wheel_filename: str,
+    project: str,
+    version: str,
+    grafted: Sequence[tuple[str, str]],
+    digests: Mapping[str, str] | None = None,
 ) -> bytes:
-    """The SBOM for ``grafted`` ((member name in the wheel, source path) pairs)."""
+    """The SBOM for ``grafted`` ((member name in the wheel, source path) pairs).
+
+    ``digests`` maps source paths to their sha256 hex where the caller already has it.
+    """
     wheel_purl = (
         f"pkg:pypi/{quote(project, safe='')}@{quote(version, safe='')}"
         f"?file_name={quote(wheel_filename, safe='')}"
@@ -137,7 +144,7 @@ def document(
     depends: list[str] = []
     for member, source in sorted(grafted):
         found = provider(source)
-        digest = _sha256(source)
+        digest = (digests or {}).get(source) or _sha256(source)
         component: dict[str, Any] = {
             "type": "library",
             "bom-ref": f"{found.purl if found else 'file:' + member}#{digest[:16]}",
