@@ -223,3 +223,31 @@ def test_pure_wheel_passes_through_byte_identical(tmp_path: Path) -> None:
     result = repair(wheel, tmp_path / "out", Options())
     assert result.analysis.pure
     assert result.output.read_bytes() == wheel.read_bytes()
+
+
+def test_every_elf_file_is_parsed_once(
+    fixtures: Fixtures, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import collections
+    import os
+
+    from relabel import elf, resolve
+    from relabel import repair as repair_module
+
+    counts: collections.Counter[str] = collections.Counter()
+    original = elf.read_elf
+
+    def counting(path, display=None):  # type: ignore[no-untyped-def]
+        counts[os.path.realpath(path)] += 1
+        return original(path, display)
+
+    monkeypatch.setattr(resolve, "read_elf", counting)
+    monkeypatch.setattr(repair_module, "read_elf", counting)
+    wheel = make_wheel(
+        tmp_path / "in",
+        {f"_bar{EXT_SUFFIX}": fixtures.ext_bar, f"_foo{EXT_SUFFIX}": fixtures.ext_foo},
+    )
+    repair(wheel, tmp_path / "out", Options())
+    assert counts[str(fixtures.libfoo.resolve())] == 1  # needed by libbar and by _foo
+    assert counts[str(fixtures.libbar.resolve())] == 1
+    assert counts and max(counts.values()) == 1
