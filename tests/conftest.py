@@ -304,10 +304,8 @@ def fresh_venv(where: Path) -> Path:
     return where / "bin" / "python"
 
 
-def install_and_run(
-    where: Path, wheel: Path, code: str, env: Mapping[str, str] | None = None
-) -> str:
-    """Install ``wheel`` into a fresh venv and run ``code`` there; return its stdout."""
+def install(where: Path, wheel: Path) -> Path:
+    """Install ``wheel`` (nothing else) into a fresh venv; returns the venv's python."""
     python = fresh_venv(where)
     subprocess.run(
         [
@@ -324,6 +322,14 @@ def install_and_run(
         ],
         check=True,
     )
+    return python
+
+
+def install_and_run(
+    where: Path, wheel: Path, code: str, env: Mapping[str, str] | None = None
+) -> str:
+    """Install ``wheel`` into a fresh venv and run ``code`` there; return its stdout."""
+    python = install(where, wheel)
     clean_env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "PYTHONPATH")}
     clean_env.update(env or {})
     proc = subprocess.run(

@@ -6,7 +6,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from .conftest import (
     MAPS_CODE,
     PY_TAG,
     Fixtures,
-    fresh_venv,
+    install,
     install_and_run,
     make_wheel,
 )
@@ -151,22 +150,7 @@ def test_executable_in_scripts_moves_next_to_its_libraries(
     assert "demo-1.0.data/scripts/showfoo" in members
     exe = member_elf(out, "demo.scripts/showfoo", tmp_path)
     assert exe.rpath == ("$ORIGIN/../demo.libs",)
-    python = fresh_venv(tmp_path / "venv")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-index",
-            str(out),
-        ],
-        check=True,
-    )
+    install(tmp_path / "venv", out)
     # The launcher execs the real binary, which finds libfoo in demo.libs by its RPATH.
     proc = subprocess.run(
         [str(tmp_path / "venv" / "bin" / "showfoo")], capture_output=True, text=True, check=False
