@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.parser import BytesParser
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Callable, Union
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
@@ -420,20 +420,39 @@ class _ZipWriter:
             self._write(_EOCD.pack(0x06054B50, 0, 0, count, count, size, start, 0))
 
 
+#: a member's new content: a file, or a function that produces the file when called (run in
+#: a worker thread, so that producing one member overlaps compressing another)
+Source = Union[Path, Callable[[], Path]]
+
+
 def _deflate_all(
-    files: Sequence[tuple[str, Path, int]], scratch: Path, level: int, jobs: int | None
+    files: Sequence[tuple[str, Source]], scratch: Path, level: int, jobs: int | None
 ) -> dict[str, _Prepared]:
-    """Deflate every (name, file, mode) into scratch files, in parallel threads."""
+    """Produce and deflate every (name, source) into scratch files, in parallel threads."""
 
     def prepare(index: int) -> _Prepared:
-        name, path, mode = files[index]
+        name, source = files[index]
+        path = source() if callable(source) else source
+        mode = stat.S_IMODE(path.stat().st_mode)
         target = scratch / f"member-{index}.deflated"
         size, csize, crc, digest = _deflate_file(path, target, level)
         return _Prepared(name, target, size, csize, crc, zipfile.ZIP_DEFLATED, mode, digest)
 
+    # Biggest first, so a large library does not start last and finish alone.
+    order = sorted(range(len(files)), key=lambda i: -_size_hint(files[i][1]))
     workers = max(1, jobs or min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return {p.name: p for p in pool.map(prepare, range(len(files)))}
+        return {p.name: p for p in pool.map(prepare, order)}
+
+
+def _size_hint(source: Source) -> int:
+    hint = getattr(source, "size_hint", None)
+    if isinstance(hint, int):
+        return hint
+    try:
+        return source.stat().st_size if isinstance(source, Path) else 0
+    except OSError:
+        return 0
 
 
 def _member_order(src: WheelFile, new_names: Iterable[str]) -> list[str]:
@@ -473,33 +492,30 @@ def write_wheel(
     src: WheelFile,
     out_path: Path,
     *,
-    replaced: Mapping[str, Path],
-    added: Mapping[str, Path],
+    replaced: Mapping[str, Source],
+    added: Mapping[str, Source],
     wheel_text: bytes,
-    extra_files: Mapping[str, bytes] | None = None,
+    extra_files: Mapping[str, bytes | Callable[[], bytes]] | None = None,
     compression_level: int = 6,
     jobs: int | None = None,
 ) -> Path:
     """Write a new wheel to ``out_path``.
 
-    ``replaced`` maps existing members to files holding their new contents; ``added`` maps
-    new member names to files; ``extra_files`` maps new member names (small, e.g. an SBOM)
-    to contents. Unchanged members are copied compressed. WHEEL becomes ``wheel_text`` and
-    RECORD is regenerated. Returns ``out_path``.
+    ``replaced`` maps existing members to their new contents and ``added`` maps new member
+    names to theirs (files, or functions producing them); ``extra_files`` maps new member
+    names (small, e.g. an SBOM) to contents, or to functions returning them. Unchanged
+    members are copied compressed. WHEEL becomes ``wheel_text`` and RECORD is regenerated.
+    Returns ``out_path``.
     """
     record_name = f"{src.dist_info}/RECORD"
     epoch = source_date_epoch()
     new_time = epoch or src.members[f"{src.dist_info}/WHEEL"].date_time
     with tempfile.TemporaryDirectory(prefix="relabel-zip-") as scratch_dir:
         scratch = Path(scratch_dir)
-        files = [
-            (n, p, stat.S_IMODE(p.stat().st_mode)) for n, p in [*replaced.items(), *added.items()]
-        ]
+        files: list[tuple[str, Source]] = [*replaced.items(), *added.items()]
         small = {**(extra_files or {}), f"{src.dist_info}/WHEEL": wheel_text}
         for index, (name, data) in enumerate(small.items()):
-            path = scratch / f"small-{index}"
-            path.write_bytes(data)
-            files.append((name, path, 0o644))
+            files.append((name, _small_file(scratch / f"small-{index}", data)))
         prepared = _deflate_all(files, scratch, compression_level, jobs)
 
         with atomic_output(out_path) as stream:
@@ -548,6 +564,15 @@ def write_wheel(
             )
             writer.finish()
     return out_path
+
+
+def _small_file(path: Path, data: bytes | Callable[[], bytes]) -> Callable[[], Path]:
+    def produce() -> Path:
+        path.write_bytes(data() if callable(data) else data)
+        path.chmod(0o644)
+        return path
+
+    return produce
 
 
 def _record_entry(src: WheelFile, member: Member) -> tuple[str, str]:

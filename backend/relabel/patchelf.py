@@ -16,13 +16,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relabel.errors import PatchelfError
+from relabel.errors import PatchelfError, ToolError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from relabel.plan import Patch
 
 MINIMUM = (0, 14, 5)
@@ -109,22 +108,39 @@ def arguments(patch: Patch) -> list[str]:
     return args
 
 
-def apply(patch: Patch, path: Path) -> None:
-    """Apply every change of ``patch`` to the file at ``path`` in one patchelf call."""
-    args = arguments(patch)
-    if not args:
-        return
-    command = [find(), *args, str(path)]
+def _run(command: list[str], what: str, error: type[ToolError]) -> None:
     try:
         proc = subprocess.run(command, capture_output=True, text=True, check=False)
     except OSError as exc:
-        raise PatchelfError(
-            f"cannot run patchelf on {patch.member}: {exc}", command=command
-        ) from None
+        raise error(f"cannot run {command[0]} on {what}: {exc}", command=command) from None
     if proc.returncode != 0:
-        raise PatchelfError(
-            f"patchelf failed on {patch.member}",
+        raise error(
+            f"{Path(command[0]).name} failed on {what}",
             command=command,
             returncode=proc.returncode,
             stderr=proc.stderr,
         )
+
+
+def apply(patch: Patch, path: Path, output: Path | None = None) -> None:
+    """Apply every change of ``patch`` to the file at ``path`` in one patchelf call.
+
+    With ``output`` the patched file is written there and ``path`` is left as it is, which
+    saves copying a library before patching it.
+    """
+    args = arguments(patch)
+    if not args:
+        if output is not None:
+            shutil.copyfile(path, output)
+        return
+    if output is not None:
+        args += ["--output", str(output)]
+    _run([find(), *args, str(path)], patch.member, PatchelfError)
+
+
+def strip(path: Path, what: str) -> None:
+    """``strip -s`` one file in place (binutils)."""
+    tool = shutil.which("strip")
+    if tool is None:
+        raise ToolError("strip is needed for the 'strip' option and was not found on PATH")
+    _run([tool, "-s", str(path)], what, ToolError)

@@ -8,10 +8,10 @@ and the command line both enter here.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import shutil
 import stat
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +24,13 @@ from relabel.errors import (
     LibraryNotFoundError,
     NotPlatformWheelError,
     PolicyError,
-    ToolError,
     WheelError,
 )
-from relabel.plan import Plan, advice, make_plan
+from relabel.plan import Patch, Plan, advice, make_plan
 from relabel.resolve import Node, Resolver
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 _MIN_ELF_SIZE = 52  # the smallest ELF header (32-bit)
 
@@ -285,12 +284,8 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
             output = _passthrough(wheel_path, out_dir)
             return Result(analysis, output, None, False, ("no ELF files: wheel left as it is",))
         result = analysis.audit
-        hashes = {
-            path: _sha256(path)
-            for verdict in result.verdicts
-            for path in verdict.external.values()
-            if path is not None
-        }
+        sources = {p for v in result.verdicts for p in v.external.values() if p is not None}
+        hashes = {path: _sha256(path) for path in sorted(sources)}
         name = dist_name(wheel)
         rpath_members = frozenset(
             n.member for n in result.nodes if analysis.included and n.info.is_python_extension
@@ -343,20 +338,35 @@ if __name__ == "__main__":
 """
 
 
-def _strip(paths: Sequence[Path]) -> None:
-    tool = shutil.which("strip")
-    if tool is None:
-        raise ToolError("strip is needed for the 'strip' option and was not found on PATH")
-    for path in paths:
-        command = [tool, "-s", str(path)]
-        proc = subprocess.run(command, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise ToolError(
-                f"strip failed on {path.name}",
-                command=command,
-                returncode=proc.returncode,
-                stderr=proc.stderr,
-            )
+@dataclass(frozen=True)
+class _Produce:
+    """Make one new member's file: copy or patch ``source`` into ``dest`` (maybe strip).
+
+    Called from the writer's worker threads, so that patching one library overlaps
+    compressing another; ``size_hint`` lets the writer start the largest first.
+    """
+
+    source: Path
+    dest: Path
+    patch: Patch | None
+    strip: bool
+    mode: int
+    size_hint: int
+
+    def __call__(self) -> Path:
+        if self.strip:
+            # before patching, as auditwheel does: strip may undo patchelf's layout changes
+            if self.source != self.dest:
+                shutil.copyfile(self.source, self.dest)
+            patchelf.strip(self.dest, self.patch.member if self.patch else self.dest.name)
+            if self.patch is not None:
+                patchelf.apply(self.patch, self.dest)
+        elif self.patch is not None:
+            patchelf.apply(self.patch, self.source, self.dest if self.source != self.dest else None)
+        elif self.source != self.dest:
+            shutil.copyfile(self.source, self.dest)
+        self.dest.chmod(self.mode | stat.S_IRUSR | stat.S_IWUSR)
+        return self.dest
 
 
 def _apply(
@@ -372,28 +382,30 @@ def _apply(
     tree = scratch / "tree"
     libs = scratch / "libs"
     libs.mkdir()
-    added: dict[str, Path] = {member: tree / member for member, _ in analysis.included}
+    patches = {p.member: p for p in plan.patches}
+
+    def produce(member: str, source: Path, dest: Path) -> _Produce:
+        info = source.stat()
+        return _Produce(
+            source,
+            dest,
+            patches.get(member),
+            options.strip and member in patches,
+            stat.S_IMODE(info.st_mode),
+            info.st_size,
+        )
+
+    added: dict[str, archive.Source] = {}
+    replaced: dict[str, archive.Source] = {}
+    for member, _ in analysis.included:
+        added[member] = produce(member, tree / member, tree / member)
     for graft in plan.grafts:
-        dest = libs / graft.new_name
-        shutil.copyfile(graft.source, dest)
-        dest.chmod(stat.S_IMODE(Path(graft.source).stat().st_mode) | stat.S_IWUSR | stat.S_IRUSR)
-        added[graft.member] = dest
-    replaced: dict[str, Path] = {}
-    files: dict[str, Path] = {}
-    for patch in plan.patches:
-        path = added.get(patch.member)
-        if path is None:
-            path = tree / patch.member
-            replaced[patch.member] = path
-        files[patch.member] = path
-    if options.strip:
-        # before patching, as auditwheel does: strip may undo patchelf's layout changes
-        _strip(list(files.values()))
-    for patch in plan.patches:
-        patchelf.apply(patch, files[patch.member])
+        added[graft.member] = produce(graft.member, Path(graft.source), libs / graft.new_name)
+    for member in patches:
+        if member not in added:
+            replaced[member] = produce(member, tree / member, tree / member)
     for move in plan.moves:
-        binary = replaced.pop(move.member, tree / move.member)
-        added[move.new_member] = binary
+        added[move.new_member] = replaced.pop(move.member)
         shim = scratch / "shims" / move.member
         shim.parent.mkdir(parents=True, exist_ok=True)
         shim.write_text(_SHIM.format(target=move.new_member))
@@ -405,12 +417,13 @@ def _apply(
             wheel.filename, wheel.wheel_tags, plan.platform_tags, analysis.arch or ""
         )
     wheel_text = archive.render_wheel_metadata(wheel.wheel_metadata, tag_lines)
-    extra: dict[str, bytes] = {}
+    extra: dict[str, bytes | Callable[[], bytes]] = {}
     grafted = [(g.member, g.source) for g in plan.grafts]
     grafted += [(member, source) for member, source in analysis.included]
     if grafted:
-        extra[f"{wheel.dist_info}/sboms/{sbom.SBOM_NAME}"] = sbom.document(
-            new_name, wheel.project, str(wheel.version), grafted, digests=hashes
+        # Package-manager lookups take a while: done in a worker, beside the compression.
+        extra[f"{wheel.dist_info}/sboms/{sbom.SBOM_NAME}"] = functools.partial(
+            sbom.document, new_name, wheel.project, str(wheel.version), grafted, hashes
         )
     return archive.write_wheel(
         wheel,

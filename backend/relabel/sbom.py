@@ -35,14 +35,16 @@ class Provider:
     purl: str
 
 
-def _query(command: Sequence[str]) -> str | None:
+def _query(command: Sequence[str], *, partial: bool = False) -> str | None:
+    """Standard output of ``command``; None when it is missing or fails (``partial``: keep
+    the output of a command that also reports some misses through its exit status)."""
     if shutil.which(command[0]) is None:
         return None
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    return proc.stdout if proc.returncode == 0 else None
+    return proc.stdout if proc.returncode == 0 or partial else None
 
 
 def _distro() -> str:
@@ -66,21 +68,37 @@ def _aliases(path: str) -> list[str]:
     return out
 
 
-def _dpkg(path: str, distro: str) -> Provider | None:
-    for candidate in _aliases(path):
-        owner = _query(["dpkg-query", "-S", candidate])
-        if not owner:
+def _dpkg_all(paths: Sequence[str], distro: str) -> dict[str, Provider] | None:
+    """Owners of ``paths`` from the dpkg database, in two dpkg-query calls for all of them.
+    None when this is not a dpkg system."""
+    if shutil.which("dpkg-query") is None:
+        return None
+    asked = {alias: path for path in paths for alias in _aliases(path)}
+    out = _query(["dpkg-query", "-S", *asked], partial=True) or ""
+    owners: dict[str, str] = {}
+    for line in out.splitlines():
+        # each line reads "<package>:<arch>: <path>"; diversions list several packages
+        package, sep, location = line.partition(": ")
+        if sep and location in asked and "," not in package:
+            owners.setdefault(asked[location], package)
+    if not owners:
+        return {}
+    fmt = "${binary:Package}\t${Package}\t${Version}\t${Architecture}\n"
+    info = _query(["dpkg-query", "-W", "-f", fmt, *sorted(set(owners.values()))], partial=True)
+    versions: dict[str, tuple[str, str, str]] = {}
+    for line in (info or "").splitlines():
+        fields = line.split("\t")
+        if len(fields) == 4:
+            versions[fields[0]] = (fields[1], fields[2], fields[3])
+            versions.setdefault(fields[1], (fields[1], fields[2], fields[3]))
+    found: dict[str, Provider] = {}
+    for path, package in owners.items():
+        if package not in versions:
             continue
-        # "libbz2-1.0:amd64: /lib/x86_64-linux-gnu/libbz2.so.1.0.4" (first line wins)
-        arch_qualified = owner.splitlines()[0].split(": ", 1)[0]
-        package = arch_qualified.split(":")[0]
-        info = _query(["dpkg-query", "-W", "-f", "${Version}\t${Architecture}", arch_qualified])
-        if not info:
-            continue
-        version, _, arch = info.strip().partition("\t")
-        purl = f"pkg:deb/{distro}/{quote(package)}@{quote(version)}?arch={quote(arch)}"
-        return Provider(package, version, purl)
-    return None
+        name, version, arch = versions[package]
+        purl = f"pkg:deb/{distro}/{quote(name)}@{quote(version)}?arch={quote(arch)}"
+        found[path] = Provider(name, version, purl)
+    return found
 
 
 def _rpm(path: str, distro: str) -> Provider | None:
@@ -108,13 +126,29 @@ def _apk(path: str, distro: str) -> Provider | None:
     return None
 
 
-def provider(path: str) -> Provider | None:
+#: Where distribution packages put libraries. Files elsewhere (a build tree, a home
+#: directory, /tmp) belong to no package, and looking them up would only cost time.
+SYSTEM_PREFIXES = ("/usr/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/opt/", "/bin/", "/sbin/")
+
+
+def providers(paths: Sequence[str]) -> dict[str, Provider]:
+    """The package that installed each of ``paths`` (real paths), where one is known."""
     distro = _distro()
-    for lookup in (_dpkg, _rpm, _apk):
-        found = lookup(os.path.realpath(path), distro)
-        if found is not None:
-            return found
-    return None
+    wanted = sorted({os.path.realpath(p) for p in paths})
+    system = [p for p in wanted if p.startswith(SYSTEM_PREFIXES)]
+    if not system:
+        return {}
+    found = _dpkg_all(system, distro)
+    if found is not None:
+        return found
+    result: dict[str, Provider] = {}
+    for path in system:
+        for lookup in (_rpm, _apk):
+            owner = lookup(path, distro)
+            if owner is not None:
+                result[path] = owner
+                break
+    return result
 
 
 def _sha256(path: str) -> str:
@@ -142,8 +176,9 @@ def document(
     )
     components: list[dict[str, Any]] = []
     depends: list[str] = []
+    owners = providers([source for _, source in grafted])
     for member, source in sorted(grafted):
-        found = provider(source)
+        found = owners.get(os.path.realpath(source))
         digest = (digests or {}).get(source) or _sha256(source)
         component: dict[str, Any] = {
             "type": "library",
