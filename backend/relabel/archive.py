@@ -66,6 +66,36 @@ def record_hash(digest: bytes) -> str:
 
 
 @dataclass(frozen=True)
+class Span:
+    """``length`` bytes at ``offset`` of an open file: copied by the kernel, not by Python."""
+
+    fd: int
+    offset: int
+    length: int
+
+
+def copy_span(span: Span, out_fd: int) -> None:
+    """Append ``span`` at ``out_fd``'s position (copy_file_range, else sendfile, else read)."""
+    offset, remaining = span.offset, span.length
+    while remaining:
+        try:
+            if hasattr(os, "copy_file_range"):
+                done = os.copy_file_range(span.fd, out_fd, remaining, offset)
+            else:  # pragma: no cover - Python < 3.8 or not Linux
+                done = os.sendfile(out_fd, span.fd, offset, remaining)
+        except OSError:
+            done = -1
+        if done <= 0:
+            # Some file systems refuse both calls: fall back to plain reads and writes.
+            data = os.pread(span.fd, min(CHUNK, remaining), offset)
+            if not data:
+                raise OSError(f"unexpected end of file at offset {offset}")
+            done = os.write(out_fd, data)
+        offset += done
+        remaining -= done
+
+
+@dataclass(frozen=True)
 class Member:
     """One regular file of a wheel."""
 
@@ -220,8 +250,8 @@ class WheelFile:
                 raise WheelError(self.filename, f"cannot read member {name!r} ({exc})") from None
         dest.chmod((member.mode & 0o7777) or 0o644)
 
-    def raw_chunks(self, member: Member) -> Iterator[bytes]:
-        """The compressed bytes of ``member`` exactly as stored."""
+    def raw_span(self, member: Member) -> Span:
+        """Where the compressed bytes of ``member`` lie in the wheel file."""
         fp = self._zip.fp
         if fp is None:  # pragma: no cover - closed archive is a programming error
             raise ValueError("wheel is closed")
@@ -230,14 +260,10 @@ class WheelFile:
         if len(header) != _LOCAL_HEADER.size or _LOCAL_HEADER.unpack(header)[0] != _LOCAL_SIG:
             raise WheelError(self.filename, f"member {member.name!r} has a corrupt local header")
         fields = _LOCAL_HEADER.unpack(header)
-        fp.seek(member.offset + _LOCAL_HEADER.size + fields[9] + fields[10])
-        remaining = member.compressed_size
-        while remaining:
-            chunk = fp.read(min(CHUNK, remaining))
-            if not chunk:
-                raise WheelError(self.filename, f"member {member.name!r} is truncated")
-            remaining -= len(chunk)
-            yield chunk
+        start = member.offset + _LOCAL_HEADER.size + fields[9] + fields[10]
+        if start + member.compressed_size > self.path.stat().st_size:
+            raise WheelError(self.filename, f"member {member.name!r} is truncated")
+        return Span(fp.fileno(), start, member.compressed_size)
 
 
 def _check_member_name(wheel: str, name: str) -> None:
@@ -330,7 +356,7 @@ class _ZipWriter:
         self,
         name: str,
         *,
-        chunks: Iterable[bytes],
+        chunks: Iterable[bytes] | Span,
         size: int,
         compressed_size: int,
         crc: int,
@@ -362,10 +388,18 @@ class _ZipWriter:
             + encoded
             + local_extra
         )
-        written = 0
-        for chunk in chunks:
-            written += len(chunk)
-            self._write(chunk)
+        if isinstance(chunks, Span):
+            if chunks.length != compressed_size:
+                raise WheelError(name, "member data does not have its declared size")
+            self._out.flush()
+            copy_span(chunks, self._out.fileno())
+            self._offset += chunks.length
+            written = chunks.length
+        else:
+            written = 0
+            for chunk in chunks:
+                written += len(chunk)
+                self._write(chunk)
         if written != compressed_size:
             raise WheelError(name, "member data ended early while copying")
         values: list[int] = []
@@ -440,7 +474,8 @@ def _deflate_all(
 
     # Biggest first, so a large library does not start last and finish alone.
     order = sorted(range(len(files)), key=lambda i: -_size_hint(files[i][1]))
-    workers = max(1, jobs or min(4, os.cpu_count() or 1))
+    # One worker more than cores: a worker waiting for patchelf leaves its core to another.
+    workers = max(1, jobs or min(8, (os.cpu_count() or 1) + 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return {p.name: p for p in pool.map(prepare, order)}
 
@@ -524,22 +559,23 @@ def write_wheel(
             for name in _member_order(src, prepared):
                 item = prepared.get(name)
                 if item is not None:
-                    writer.add(
-                        name,
-                        chunks=_file_chunks(item.source),
-                        size=item.size,
-                        compressed_size=item.compressed_size,
-                        crc=item.crc,
-                        method=item.method,
-                        mode=item.mode,
-                        date_time=new_time,
-                    )
+                    with item.source.open("rb") as stored:
+                        writer.add(
+                            name,
+                            chunks=Span(stored.fileno(), 0, item.compressed_size),
+                            size=item.size,
+                            compressed_size=item.compressed_size,
+                            crc=item.crc,
+                            method=item.method,
+                            mode=item.mode,
+                            date_time=new_time,
+                        )
                     rows.append((name, item.record_hash, str(item.size)))
                     continue
                 member = src.members[name]
                 writer.add(
                     name,
-                    chunks=src.raw_chunks(member),
+                    chunks=src.raw_span(member),
                     size=member.size,
                     compressed_size=member.compressed_size,
                     crc=member.crc,
@@ -590,12 +626,6 @@ def _record_entry(src: WheelFile, member: Member) -> tuple[str, str]:
 def _deflate_bytes(data: bytes, level: int) -> bytes:
     compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
     return compressor.compress(data) + compressor.flush()
-
-
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK):
-            yield chunk
 
 
 def render_wheel_metadata(original: Message, tags: Sequence[str]) -> bytes:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import fnmatch
 import functools
 import hashlib
+import os
 import shutil
 import stat
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -285,7 +287,8 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
             return Result(analysis, output, None, False, ("no ELF files: wheel left as it is",))
         result = analysis.audit
         sources = {p for v in result.verdicts for p in v.external.values() if p is not None}
-        hashes = {path: _sha256(path) for path in sorted(sources)}
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            hashes = dict(zip(sorted(sources), pool.map(_sha256, sorted(sources))))
         name = dist_name(wheel)
         rpath_members = frozenset(
             n.member for n in result.nodes if analysis.included and n.info.is_python_extension
