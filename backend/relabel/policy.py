@@ -128,6 +128,7 @@ def _parse_version(text: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
+@functools.cache  # a handful of strings, asked for thousands of times
 def _version_key(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
@@ -207,8 +208,9 @@ def _load(libc: Libc) -> _Family:
             for namespace, per_arch in universe.items():
                 cap = arch_caps[namespace]
                 known = per_arch[arch] if arch in per_arch else per_arch["*"]
+                limit = _version_key(cap) if cap is not None else None
                 symbol_versions[namespace] = {
-                    v for v in known if cap is not None and _version_key(v) <= _version_key(cap)
+                    v for v in known if limit is not None and _version_key(v) <= limit
                 }
             for extra in data["extras"]:
                 if _in_span(version, extra["since"], None) and (
