@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from relabel import archive
-from relabel.archive import WheelFile, render_wheel_metadata, write_wheel
+from relabel.archive import WheelFile, parse_headers, render_wheel_metadata, write_wheel
 from relabel.errors import WheelError
 
 from .conftest import make_wheel, record_hash
@@ -118,12 +118,10 @@ def test_missing_record(tmp_path: Path) -> None:
 
 
 def test_render_wheel_metadata_replaces_only_tags() -> None:
-    from email.parser import Parser
-
-    msg = Parser().parsestr(
-        "Wheel-Version: 1.0\nGenerator: x\nRoot-Is-Purelib: false\nTag: a-b-linux\nBuild: 1\n\n"
+    msg = parse_headers(
+        b"Wheel-Version: 1.0\nGenerator: x\nRoot-Is-Purelib: false\nTag: a-b-linux\nBuild: 1\n\n"
     )
-    text = render_wheel_metadata(msg, ["a-b-manylinux_2_5"]).decode()  # type: ignore[arg-type]
+    text = render_wheel_metadata(msg, ["a-b-manylinux_2_5"]).decode()
     assert text == (
         "Wheel-Version: 1.0\nGenerator: x\nRoot-Is-Purelib: false\nTag: a-b-manylinux_2_5\n"
         "Build: 1\n\n"

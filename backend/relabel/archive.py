@@ -32,7 +32,6 @@ import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.parser import BytesParser
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Union
 
@@ -42,7 +41,6 @@ from relabel.errors import WheelError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
-    from email.message import Message
 
     from packaging.tags import Tag
 
@@ -182,8 +180,8 @@ class WheelFile:
         for required in ("WHEEL", "RECORD"):
             if f"{self.dist_info}/{required}" not in self.members:
                 raise WheelError(self.filename, f"{self.dist_info}/{required} is missing")
-        self.wheel_metadata = BytesParser().parsebytes(self.read(f"{self.dist_info}/WHEEL"))
-        if not self.wheel_metadata.get("Wheel-Version"):
+        self.wheel_metadata = parse_headers(self.read(f"{self.dist_info}/WHEEL"))
+        if not self._header("Wheel-Version"):
             raise WheelError(self.filename, f"{self.dist_info}/WHEEL has no Wheel-Version")
         self.record = self._read_record()
 
@@ -213,11 +211,14 @@ class WheelFile:
     # -- reading ---------------------------------------------------------------------
     @property
     def wheel_tags(self) -> list[str]:
-        return list(self.wheel_metadata.get_all("Tag") or [])
+        return [v for k, v in self.wheel_metadata if k.lower() == "tag"]
 
     @property
     def root_is_purelib(self) -> bool:
-        return str(self.wheel_metadata.get("Root-Is-Purelib", "")).strip().lower() == "true"
+        return self._header("Root-Is-Purelib").strip().lower() == "true"
+
+    def _header(self, key: str) -> str:
+        return next((v for k, v in self.wheel_metadata if k.lower() == key.lower()), "")
 
     def open(self, name: str) -> BinaryIO:
         try:
@@ -240,14 +241,58 @@ class WheelFile:
                 raise WheelError(self.filename, f"cannot read member {name!r} ({exc})") from None
 
     def extract(self, name: str, dest: Path) -> None:
-        """Stream member ``name`` to ``dest`` (a file path), keeping its permission bits."""
+        """Stream member ``name`` to ``dest`` (a file path), keeping its permission bits.
+
+        The member is inflated straight from its stored bytes (positional reads, so several
+        threads can extract at once), never holding more than one chunk in memory. Its
+        size and CRC-32 must match the zip directory: a member that inflates to more than
+        it declares (a zip bomb) is stopped at the declared size.
+        """
         member = self.members[name]
+        span = self.raw_span(member)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with self.open(name) as src, dest.open("wb") as out:
-            try:
-                shutil.copyfileobj(src, out, CHUNK)
-            except (zipfile.BadZipFile, OSError, zlib.error, EOFError) as exc:
-                raise WheelError(self.filename, f"cannot read member {name!r} ({exc})") from None
+        inflater = zlib.decompressobj(-15) if member.method == zipfile.ZIP_DEFLATED else None
+        crc = written = 0
+        offset, remaining = span.offset, span.length
+
+        def emit(data: bytes) -> None:
+            nonlocal crc, written
+            written += len(data)
+            if written > member.size:
+                raise WheelError(
+                    self.filename,
+                    f"member {name!r} holds more data than the {member.size} bytes it declares",
+                )
+            crc = zlib.crc32(data, crc)
+            out.write(data)
+
+        try:
+            with dest.open("wb") as out:
+                while remaining:
+                    chunk = os.pread(span.fd, min(CHUNK, remaining), offset)
+                    if not chunk:
+                        raise WheelError(self.filename, f"member {name!r} is truncated")
+                    offset += len(chunk)
+                    remaining -= len(chunk)
+                    if inflater is None:
+                        emit(chunk)
+                        continue
+                    data = inflater.decompress(chunk, CHUNK)
+                    while True:
+                        emit(data)
+                        if not inflater.unconsumed_tail:
+                            break
+                        data = inflater.decompress(inflater.unconsumed_tail, CHUNK)
+                if inflater is not None:
+                    emit(inflater.flush())
+        except zlib.error as exc:
+            raise WheelError(self.filename, f"member {name!r} is corrupt ({exc})") from None
+        if written != member.size or crc != member.crc:
+            raise WheelError(
+                self.filename,
+                f"member {name!r} is corrupt: its data does not match the size and CRC-32"
+                " recorded in the zip directory",
+            )
         dest.chmod((member.mode & 0o7777) or 0o644)
 
     def raw_span(self, member: Member) -> Span:
@@ -628,11 +673,33 @@ def _deflate_bytes(data: bytes, level: int) -> bytes:
     return compressor.compress(data) + compressor.flush()
 
 
-def render_wheel_metadata(original: Message, tags: Sequence[str]) -> bytes:
+def parse_headers(data: bytes) -> list[tuple[str, str]]:
+    """``Key: value`` lines (RFC 822 style, as WHEEL uses), continuation lines folded in.
+
+    A few lines of our own instead of the email package, whose import costs more than
+    relabel spends on a small wheel.
+    """
+    headers: list[tuple[str, str]] = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            if headers:
+                break  # the body starts after the first blank line
+            continue
+        if line[0] in " \t" and headers:
+            key, value = headers[-1]
+            headers[-1] = (key, f"{value} {line.strip()}")
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            headers.append((key.strip(), value.strip()))
+    return headers
+
+
+def render_wheel_metadata(original: Sequence[tuple[str, str]], tags: Sequence[str]) -> bytes:
     """WHEEL with its ``Tag`` lines replaced by ``tags``; every other header kept in order."""
     lines: list[str] = []
     tags_written = False
-    for key, value in original.items():
+    for key, value in original:
         if key.lower() == "tag":
             if not tags_written:
                 lines.extend(f"Tag: {t}" for t in tags)

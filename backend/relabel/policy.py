@@ -19,7 +19,7 @@ import enum
 import functools
 import json
 from dataclasses import dataclass, field
-from importlib import resources
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -158,7 +158,9 @@ def _expand(entries: Iterable[str]) -> list[str]:
 
 @functools.cache
 def _load(libc: Libc) -> _Family:
-    source = resources.files("relabel") / "_data" / _DATA_FILES[libc]
+    # Package data beside this module (importlib.resources would cost more to import than
+    # the whole table takes to build).
+    source = Path(__file__).parent / "_data" / _DATA_FILES[libc]
     data: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
     family: str = data["family"]
     version_namespace: str | None = data["version_namespace"]

@@ -135,19 +135,29 @@ def _scan(
 ) -> tuple[str | None, dict[str, ElfInfo], list[tuple[str, str]]]:
     """Extract and parse every ELF member of the architecture of the wheel."""
     arch = wheel_arch(wheel)
+    dist_prefix = wheel.dist_info + "/"
+    candidates = [
+        name
+        for name, member in wheel.members.items()
+        if not name.startswith(dist_prefix)
+        and not name.endswith(".py")
+        and member.size >= _MIN_ELF_SIZE
+        and not any(fnmatch.fnmatchcase(name, pattern) for pattern in options.skip_scan)
+        and looks_like_elf(wheel.head(name))
+    ]
+
+    def extract(name: str) -> ElfInfo:
+        wheel.extract(name, tree / name)
+        return read_elf(tree / name, display=name)
+
+    # Inflating releases the GIL: large libraries are extracted side by side, largest first.
+    by_size = sorted(candidates, key=lambda n: -wheel.members[n].size)
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        parsed = dict(zip(by_size, pool.map(extract, by_size)))
     infos: dict[str, ElfInfo] = {}
     skipped: list[tuple[str, str]] = []
-    dist_prefix = wheel.dist_info + "/"
-    for name, member in wheel.members.items():
-        if name.startswith(dist_prefix) or name.endswith(".py") or member.size < _MIN_ELF_SIZE:
-            continue
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in options.skip_scan):
-            continue
-        if not looks_like_elf(wheel.head(name)):
-            continue
-        dest = tree / name
-        wheel.extract(name, dest)
-        info = read_elf(dest, display=name)
+    for name in candidates:
+        info = parsed[name]
         if info.arch is None:
             skipped.append((name, info.arch_problem or "unknown architecture"))
             continue

@@ -18,7 +18,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from relabel import __version__
 
@@ -45,6 +44,12 @@ def _query(command: Sequence[str], *, partial: bool = False) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout if proc.returncode == 0 or partial else None
+
+
+def quote(text: str, safe: str = "/") -> str:
+    from urllib.parse import quote as _quote  # noqa: PLC0415 - only needed when grafting
+
+    return _quote(text, safe=safe)
 
 
 def _distro() -> str:
