@@ -126,3 +126,25 @@ def test_render_wheel_metadata_replaces_only_tags() -> None:
         "Wheel-Version: 1.0\nGenerator: x\nRoot-Is-Purelib: false\nTag: a-b-manylinux_2_5\n"
         "Build: 1\n\n"
     )
+
+
+def test_large_members_are_deflated_in_blocks_into_one_valid_stream(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(7)
+    # Mixed data over several compression blocks: random stretches and repeats, so the
+    # blocks' shared history matters.
+    pieces = [rng.randbytes(300_000) if i % 3 else b"relabel" * 60_000 for i in range(40)]
+    blob = b"".join(pieces)
+    assert len(blob) > 3 * archive.BLOCK
+    big = tmp_path / "big.so"
+    big.write_bytes(blob)
+    wheel = make_wheel(tmp_path / "in", {"pkg/a.py": b"a"})
+    first = rewrite(wheel, tmp_path / "one", added={"demo.libs/big.so": big})
+    again = rewrite(wheel, tmp_path / "two", added={"demo.libs/big.so": big})
+    assert first.read_bytes() == again.read_bytes()  # independent of thread timing
+    with zipfile.ZipFile(first) as zf:
+        assert zf.testzip() is None
+        info = zf.getinfo("demo.libs/big.so")
+        assert zf.read(info) == blob
+        assert info.compress_size < len(blob)

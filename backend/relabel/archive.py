@@ -18,6 +18,7 @@ This module knows nothing about ELF files or policies.
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import csv
 import hashlib
@@ -30,7 +31,7 @@ import tempfile
 import time
 import zipfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Union
@@ -345,22 +346,52 @@ class _Prepared:
     record_hash: str
 
 
-def _deflate_file(src: Path, scratch: Path, level: int) -> tuple[int, int, int, str]:
-    """Deflate ``src`` into ``scratch``; return (size, compressed size, crc, RECORD hash)."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+BLOCK = 4 << 20  # bytes of a member compressed as one independent job
+_WINDOW = 32 << 10  # deflate's history window
+
+
+def _compress_block(data: bytes, history: bytes, level: int, final: bool) -> bytes:
+    """Deflate one block as a continuation of a raw deflate stream (the pigz technique).
+
+    Priming the compressor with the previous 32 KiB keeps back-references across the
+    boundary; ending non-final blocks with a sync flush leaves them byte-aligned with no
+    end-of-stream marker, so the blocks concatenate into one valid deflate stream whatever
+    order they were compressed in. The result depends only on the input, never on timing.
+    """
+    if history:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=history)
+    else:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush(
+        zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH
+    )
+
+
+def _deflate_file(
+    src: Path, scratch: Path, level: int, pool: ThreadPoolExecutor, depth: int = 4
+) -> tuple[int, int, int, str]:
+    """Deflate ``src`` into ``scratch`` in blocks compressed on ``pool``, at most ``depth``
+    in flight (bounding memory); return (size, compressed size, crc, RECORD hash)."""
     digest = hashlib.sha256()
     crc = size = csize = 0
+    pending: collections.deque[Future[bytes]] = collections.deque()
     with src.open("rb") as inp, scratch.open("wb") as out:
-        while chunk := inp.read(CHUNK):
-            size += len(chunk)
-            crc = zlib.crc32(chunk, crc)
-            digest.update(chunk)
-            data = compressor.compress(chunk)
-            csize += len(data)
-            out.write(data)
-        tail = compressor.flush()
-        csize += len(tail)
-        out.write(tail)
+        history = b""
+        block = inp.read(BLOCK)
+        while True:
+            following = inp.read(BLOCK) if block else b""
+            size += len(block)
+            crc = zlib.crc32(block, crc)
+            digest.update(block)
+            pending.append(pool.submit(_compress_block, block, history, level, not following))
+            history = block[-_WINDOW:]
+            while pending and (len(pending) >= depth or not following):
+                data = pending.popleft().result()
+                csize += len(data)
+                out.write(data)
+            if not following:
+                break
+            block = following
     return size, csize, crc, record_hash(digest.digest())
 
 
@@ -507,22 +538,30 @@ Source = Union[Path, Callable[[], Path]]
 def _deflate_all(
     files: Sequence[tuple[str, Source]], scratch: Path, level: int, jobs: int | None
 ) -> dict[str, _Prepared]:
-    """Produce and deflate every (name, source) into scratch files, in parallel threads."""
+    """Produce and deflate every (name, source) into scratch files.
+
+    Members are produced (patched) and read by a few member threads; their blocks are
+    compressed by a pool of one thread per core, so the cores stay busy to the end
+    however the sizes of the members fall.
+    """
+    cores = max(1, jobs or os.cpu_count() or 1)
 
     def prepare(index: int) -> _Prepared:
         name, source = files[index]
         path = source() if callable(source) else source
         mode = stat.S_IMODE(path.stat().st_mode)
         target = scratch / f"member-{index}.deflated"
-        size, csize, crc, digest = _deflate_file(path, target, level)
+        size, csize, crc, digest = _deflate_file(path, target, level, blocks, depth=cores + 1)
         return _Prepared(name, target, size, csize, crc, zipfile.ZIP_DEFLATED, mode, digest)
 
-    # Biggest first, so a large library does not start last and finish alone.
+    # Biggest first; one member thread more than cores, so that while one waits for
+    # patchelf another keeps the compression pool fed.
     order = sorted(range(len(files)), key=lambda i: -_size_hint(files[i][1]))
-    # One worker more than cores: a worker waiting for patchelf leaves its core to another.
-    workers = max(1, jobs or min(8, (os.cpu_count() or 1) + 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return {p.name: p for p in pool.map(prepare, order)}
+    with (
+        ThreadPoolExecutor(max_workers=cores) as blocks,
+        ThreadPoolExecutor(max_workers=min(8, cores + 1)) as members,
+    ):
+        return {p.name: p for p in members.map(prepare, order)}
 
 
 def _size_hint(source: Source) -> int:
