@@ -15,7 +15,7 @@ import shutil
 import stat
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -79,7 +79,6 @@ class Analysis:
     audit: Audit | None
     arch: str | None
     libc: str | None
-    elf_members: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     #: included (dlopen) libraries: wheel member -> file placed in the scratch tree
     included: tuple[tuple[str, str], ...] = ()
@@ -90,8 +89,6 @@ class Result:
     analysis: Analysis
     output: Path
     plan: Plan | None = None
-    changed: bool = False
-    notes: tuple[str, ...] = field(default=())
 
 
 def wheel_arch(wheel: archive.WheelFile) -> str | None:
@@ -237,7 +234,7 @@ def read_wheel_elves(
         skipped=skipped,
     )
     return Analysis(
-        wheel.path, False, result, arch, libc.value, tuple(infos), notes, tuple(included)
+        wheel.path, False, result, arch, libc.value, notes, tuple(included)
     )
 
 
@@ -294,7 +291,7 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
             if not options.allow_pure:
                 raise NotPlatformWheelError(wheel.filename)
             output = _passthrough(wheel_path, out_dir)
-            return Result(analysis, output, None, False, ("no ELF files: wheel left as it is",))
+            return Result(analysis, output, None)
         result = analysis.audit
         sources = {p for v in result.verdicts for p in v.external.values() if p is not None}
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
@@ -323,11 +320,11 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
                     "manylinux/musllinux", [f.describe() for f in plan.unmet], advice(plan.unmet)
                 )
             output = _passthrough(wheel_path, out_dir)
-            return Result(analysis, output, plan, False)
+            return Result(analysis, output, plan)
         output = _apply(
             wheel, scratch, plan, out_dir, analysis=analysis, options=options, hashes=hashes
         )
-        return Result(analysis, output, plan, True)
+        return Result(analysis, output, plan)
 
 
 def _passthrough(wheel_path: Path, out_dir: Path) -> Path:
