@@ -1,16 +1,23 @@
 """Wheel in, wheel out.
 
 Reading: :class:`WheelFile` validates the zip and the wheel layout (name and tags parsed with
-``packaging``, one ``.dist-info``, WHEEL and RECORD present, no member escaping the wheel root)
-and extracts single members by streaming.
+``packaging``, one ``.dist-info``, WHEEL and RECORD present and agreeing with the archive and
+with the file name, no member escaping the wheel root, no links, no encryption) and extracts
+single members by streaming. Nothing is read whole into memory but WHEEL and RECORD, which
+have a size limit, and every member read is checked against its size, CRC and RECORD hash.
 
 Writing: :func:`write_wheel` produces the new wheel from the old one. Members that do not
 change are copied as their compressed bytes, never inflated and deflated again; new and
 patched members are deflated in parallel (zlib and hashlib release the GIL) into scratch
-files and then copied the same way. WHEEL and RECORD are written last. The result is written
-to a temporary file in the output directory and renamed into place, so the output directory
-holds either no new file or the complete wheel. Timestamps are deterministic: every new entry
-takes the input wheel's WHEEL timestamp, or ``SOURCE_DATE_EPOCH`` for all entries when set.
+files and then copied the same way. Meanwhile other threads inflate every unchanged member
+once to check it against RECORD, so a written wheel never carries a RECORD line that does not
+match its member. WHEEL and RECORD are written last. The result goes to an unnamed file in the
+output directory (``O_TMPFILE``) that gets its name only once complete, so the output
+directory holds either no new file or the complete wheel, even when relabel is killed; where
+``O_TMPFILE`` is missing, a hidden ``.NAME.*.part`` file is renamed into place instead and
+removed on every error and on SIGTERM/SIGINT (which the command turns into exceptions).
+Timestamps are deterministic: every new entry takes the input wheel's WHEEL timestamp, or
+``SOURCE_DATE_EPOCH`` for all entries when set.
 
 This module knows nothing about ELF files or policies.
 """
@@ -21,10 +28,10 @@ import base64
 import collections
 import contextlib
 import csv
+import errno
 import hashlib
 import io
 import os
-import shutil
 import stat
 import struct
 import tempfile
@@ -36,9 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Union
 
+from packaging.tags import parse_tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from relabel.errors import WheelError
+from relabel.errors import OutputError, WheelError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -56,12 +64,29 @@ _EOCD = struct.Struct("<IHHHHIIH")
 _ZIP64_EOCD = struct.Struct("<IQHHIIQQQQ")
 _ZIP64_LOCATOR = struct.Struct("<IIQI")
 _FLAG_UTF8 = 0x800
+#: encrypted, "compressed patched data", strong encryption: nothing a wheel may use
+_FLAGS_REFUSED = 0x1 | 0x20 | 0x40
 _UNIX_MADE_BY = (3 << 8) | 20
 
+#: WHEEL and RECORD are the only members read whole; beyond these sizes they are not real.
+WHEEL_LIMIT = 1 << 20
+RECORD_LIMIT = 128 << 20
+#: RECORD lines that carry no hash (wheel spec: RECORD itself and its signatures)
+_UNHASHED = ("RECORD", "RECORD.jws", "RECORD.p7s")
+#: what RECORD may hash with: sha256 or stronger, as installers require
+_RECORD_ALGORITHMS = frozenset({"sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512"})
+_SHOWN = 5  # names listed in one message before "and N more"
 
-def record_hash(digest: bytes) -> str:
-    """RECORD hash text for a sha256 digest (PEP 376 / wheel spec: urlsafe b64, no padding)."""
-    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+def record_hash(digest: bytes, algorithm: str = "sha256") -> str:
+    """RECORD hash text for a digest (PEP 376 / wheel spec: urlsafe b64, no padding)."""
+    return f"{algorithm}=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_SHOWN])
+    more = len(names) - _SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
 
 
 @dataclass(frozen=True)
@@ -126,11 +151,15 @@ class WheelFile:
         self.version = version
         self.build = build
         self.tags: frozenset[Tag] = tags
+        self._verified: set[str] = set()  # members whose bytes matched RECORD once
         try:
+            if not stat.S_ISREG(self.path.stat().st_mode):
+                # a FIFO would block forever, a device never end
+                raise WheelError(self.filename, "not a regular file")
             self._zip = zipfile.ZipFile(self.path)
         except FileNotFoundError:
             raise WheelError(self.filename, "no such file") from None
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             raise WheelError(self.filename, f"not a readable zip archive ({exc})") from None
         try:
             self._load()
@@ -148,15 +177,26 @@ class WheelFile:
             mode = (info.external_attr >> 16) & 0xFFFF
             if stat.S_ISLNK(mode):
                 raise WheelError(
-                    self.filename, f"member {name!r} is a symbolic link, which wheels cannot hold"
+                    self.filename,
+                    f"member {name!r} is a symbolic link, which wheels cannot hold",
+                    member=name,
                 )
             if name in self.members:
-                raise WheelError(self.filename, f"member {name!r} appears more than once")
+                raise WheelError(
+                    self.filename, f"member {name!r} appears more than once", member=name
+                )
+            if info.flag_bits & _FLAGS_REFUSED:
+                raise WheelError(
+                    self.filename,
+                    f"member {name!r} is encrypted or stored as a patch, which wheels cannot be",
+                    member=name,
+                )
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise WheelError(
                     self.filename,
                     f"member {name!r} uses zip compression method {info.compress_type};"
                     " wheels use stored or deflated members",
+                    member=name,
                 )
             self.members[name] = Member(
                 name=name,
@@ -168,6 +208,8 @@ class WheelFile:
                 mode=stat.S_IMODE(mode),
                 date_time=info.date_time,
             )
+        _check_no_file_is_a_directory(self.filename, self.members)
+        _check_no_overlap(self.filename, self.members)
         dist_infos = {
             n.split("/", 1)[0] for n in self.members if n.split("/", 1)[0].endswith(".dist-info")
         }
@@ -181,23 +223,105 @@ class WheelFile:
         for required in ("WHEEL", "RECORD"):
             if f"{self.dist_info}/{required}" not in self.members:
                 raise WheelError(self.filename, f"{self.dist_info}/{required} is missing")
-        self.wheel_metadata = parse_headers(self.read(f"{self.dist_info}/WHEEL"))
-        if not self._header("Wheel-Version"):
-            raise WheelError(self.filename, f"{self.dist_info}/WHEEL has no Wheel-Version")
         self.record = self._read_record()
+        self.wheel_metadata = parse_headers(self.read(f"{self.dist_info}/WHEEL", limit=WHEEL_LIMIT))
+        self._check_wheel_metadata()
+
+    def _check_wheel_metadata(self) -> None:
+        where = f"{self.dist_info}/WHEEL"
+        version = self._header("Wheel-Version").strip()
+        if not version:
+            raise WheelError(self.filename, f"{where} has no Wheel-Version")
+        parts = version.split(".")
+        if not all(part.isdigit() for part in parts):
+            raise WheelError(self.filename, f"{where} has an invalid Wheel-Version: {version!r}")
+        if int(parts[0]) != 1:
+            # The wheel spec: a newer major version means "do not try to read this".
+            raise WheelError(
+                self.filename,
+                f"{where} says Wheel-Version {version}; relabel reads version 1.x wheels only",
+            )
+        declared: set[Tag] = set()
+        for line in self.wheel_tags:
+            try:
+                declared |= parse_tag(line.strip())
+            except ValueError:
+                raise WheelError(
+                    self.filename, f"{where} has an invalid Tag line: {line!r}"
+                ) from None
+        if declared != set(self.tags):
+            in_name = ", ".join(sorted(map(str, self.tags)))
+            in_wheel = ", ".join(sorted(map(str, declared))) or "none"
+            raise WheelError(
+                self.filename,
+                f"the tags of the file name ({in_name}) differ from the Tag lines of {where}"
+                f" ({in_wheel}). A wheel renamed by hand is a broken wheel: rebuild it, or"
+                " make its name and WHEEL agree",
+            )
 
     def _read_record(self) -> dict[str, tuple[str, str]]:
-        text = self.read(f"{self.dist_info}/RECORD").decode("utf-8", "replace")
+        where = f"{self.dist_info}/RECORD"
+        try:
+            text = self.read(where, limit=RECORD_LIMIT).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WheelError(self.filename, f"{where} is not UTF-8 text ({exc})") from None
         record: dict[str, tuple[str, str]] = {}
-        for row in csv.reader(io.StringIO(text)):
+        try:
+            rows = list(csv.reader(io.StringIO(text)))
+        except csv.Error as exc:
+            raise WheelError(self.filename, f"{where} is not valid CSV ({exc})") from None
+        for row in rows:
             if not row:
                 continue
             if len(row) != 3:
-                raise WheelError(
-                    self.filename, f"{self.dist_info}/RECORD has a malformed line: {row!r}"
-                )
+                raise WheelError(self.filename, f"{where} has a malformed line: {row!r}")
             record[row[0]] = (row[1], row[2])
+        self._check_record(record)
         return record
+
+    def _check_record(self, record: Mapping[str, tuple[str, str]]) -> None:
+        """RECORD lists exactly the members, with the sizes of the zip directory and hashes
+        of an allowed algorithm. The hashes themselves are checked whenever a member is read
+        (``read``, ``extract``, ``verify``), so a wheel relabel writes never keeps a wrong one.
+        """
+        where = f"{self.dist_info}/RECORD"
+        unhashed = {f"{self.dist_info}/{n}" for n in _UNHASHED}
+        unlisted = [n for n in self.members if n not in record and n not in unhashed]
+        if unlisted:
+            raise WheelError(
+                self.filename,
+                f"{where} does not list {_names(unlisted)}; the tool that built the wheel did"
+                " not finish it. Rebuild it",
+                member=unlisted[0],
+            )
+        absent = [n for n in record if n not in self.members]
+        if absent:
+            raise WheelError(
+                self.filename,
+                f"{where} lists {_names(absent)}, which the wheel does not hold. Rebuild it",
+                member=absent[0],
+            )
+        for name, (digest, size) in record.items():
+            if size and size != str(self.members[name].size):
+                raise WheelError(
+                    self.filename,
+                    f"{where} says member {name!r} is {size} bytes, the zip directory says"
+                    f" {self.members[name].size}; the wheel is corrupt or was changed after it"
+                    " was built. Rebuild it",
+                    member=name,
+                )
+            algorithm = digest.partition("=")[0]
+            if digest and algorithm not in _RECORD_ALGORITHMS:
+                raise WheelError(
+                    self.filename,
+                    f"{where} hashes member {name!r} with {algorithm!r}; wheels use sha256 or"
+                    " a stronger algorithm",
+                    member=name,
+                )
+            if not digest and name not in unhashed:
+                raise WheelError(
+                    self.filename, f"{where} has no hash for member {name!r}", member=name
+                )
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> WheelFile:
@@ -227,12 +351,24 @@ class WheelFile:
         except (zipfile.BadZipFile, OSError, zlib.error, KeyError) as exc:
             raise WheelError(self.filename, f"cannot read member {name!r} ({exc})") from None
 
-    def read(self, name: str) -> bytes:
-        with self.open(name) as stream:
-            try:
-                return stream.read()
-            except (zipfile.BadZipFile, OSError, zlib.error, EOFError) as exc:
-                raise WheelError(self.filename, f"cannot read member {name!r} ({exc})") from None
+    def read(self, name: str, *, limit: int = WHEEL_LIMIT) -> bytes:
+        """The content of a small member (metadata), checked against RECORD when it can be."""
+        member = self.members[name]
+        if member.size > limit:
+            raise WheelError(
+                self.filename,
+                f"member {name!r} claims {member.size} bytes, more than the {limit} relabel"
+                " reads of it; the wheel is corrupt or built to exhaust memory",
+                member=name,
+            )
+        hasher = self._hasher(name)
+        chunks = []
+        for data in self._inflate(member):
+            if hasher is not None:
+                hasher.update(data)
+            chunks.append(data)
+        self._check_hash(name, hasher)
+        return b"".join(chunks)
 
     def head(self, name: str, size: int = 4) -> bytes:
         with self.open(name) as stream:
@@ -242,73 +378,140 @@ class WheelFile:
                 raise WheelError(self.filename, f"cannot read member {name!r} ({exc})") from None
 
     def extract(self, name: str, dest: Path) -> None:
-        """Stream member ``name`` to ``dest`` (a file path), keeping its permission bits.
+        """Stream member ``name`` to ``dest`` (a file path), checking it against RECORD.
 
-        The member is inflated straight from its stored bytes (positional reads, so several
-        threads can extract at once), never holding more than one chunk in memory. Its
-        size and CRC-32 must match the zip directory: a member that inflates to more than
-        it declares (a zip bomb) is stopped at the declared size.
+        The copy always lets its owner read and write it (patchelf rewrites it in place) and
+        never has set-id bits; the new wheel gives the member its original permissions.
         """
         member = self.members[name]
+        hasher = self._hasher(name)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with dest.open("wb") as out:
+                for data in self._inflate(member):
+                    if hasher is not None:
+                        hasher.update(data)
+                    out.write(data)
+            dest.chmod(((member.mode & 0o777) or 0o644) | 0o600)
+        except OSError as exc:
+            raise WheelError(
+                self.filename,
+                f"cannot extract member {name!r} into {dest.parent} ({exc.strerror or exc})",
+                member=name,
+            ) from None
+        self._check_hash(name, hasher)
+
+    def verify(self, name: str) -> str:
+        """Read member ``name`` once to check it; return its RECORD hash (computed with
+        sha256 for the members RECORD does not hash). Safe to call from several threads."""
+        expected = self.record.get(name, ("", ""))[0]
+        if expected and name in self._verified:
+            return expected
+        hasher = self._hasher(name) or hashlib.sha256()
+        for data in self._inflate(self.members[name]):
+            hasher.update(data)
+        self._check_hash(name, hasher)
+        return expected or record_hash(hasher.digest())
+
+    def _hasher(self, name: str) -> hashlib._Hash | None:
+        digest = self.record.get(name, ("", ""))[0] if hasattr(self, "record") else ""
+        return hashlib.new(digest.partition("=")[0]) if digest else None
+
+    def _check_hash(self, name: str, hasher: hashlib._Hash | None) -> None:
+        if hasher is None:
+            return
+        expected = self.record[name][0]
+        if record_hash(hasher.digest(), expected.partition("=")[0]) != expected:
+            raise WheelError(
+                self.filename,
+                f"member {name!r} does not match its hash in {self.dist_info}/RECORD; the wheel"
+                " is corrupt or was changed after it was built. Rebuild it",
+                member=name,
+            )
+        self._verified.add(name)
+
+    def _inflate(self, member: Member) -> Iterator[bytes]:
+        """The content of ``member``, a chunk at a time, inflated from its stored bytes with
+        positional reads (so several threads can read at once). Its size and CRC-32 must
+        match the zip directory; a member that inflates past its declared size (a zip bomb)
+        is stopped there."""
+        name = member.name
         span = self.raw_span(member)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         inflater = zlib.decompressobj(-15) if member.method == zipfile.ZIP_DEFLATED else None
         crc = written = 0
         offset, remaining = span.offset, span.length
 
-        def emit(data: bytes) -> None:
+        def checked(data: bytes) -> bytes:
             nonlocal crc, written
             written += len(data)
             if written > member.size:
                 raise WheelError(
                     self.filename,
                     f"member {name!r} holds more data than the {member.size} bytes it declares",
+                    member=name,
                 )
             crc = zlib.crc32(data, crc)
-            out.write(data)
+            return data
 
         try:
-            with dest.open("wb") as out:
-                while remaining:
-                    chunk = os.pread(span.fd, min(CHUNK, remaining), offset)
-                    if not chunk:
-                        raise WheelError(self.filename, f"member {name!r} is truncated")
-                    offset += len(chunk)
-                    remaining -= len(chunk)
-                    if inflater is None:
-                        emit(chunk)
-                        continue
-                    data = inflater.decompress(chunk, CHUNK)
-                    while True:
-                        emit(data)
-                        if not inflater.unconsumed_tail:
-                            break
-                        data = inflater.decompress(inflater.unconsumed_tail, CHUNK)
-                if inflater is not None:
-                    emit(inflater.flush())
+            while remaining:
+                chunk = os.pread(span.fd, min(CHUNK, remaining), offset)
+                if not chunk:
+                    raise WheelError(self.filename, f"member {name!r} is truncated", member=name)
+                offset += len(chunk)
+                remaining -= len(chunk)
+                if inflater is None:
+                    yield checked(chunk)
+                    continue
+                data = inflater.decompress(chunk, CHUNK)
+                while True:
+                    yield checked(data)
+                    if not inflater.unconsumed_tail:
+                        break
+                    data = inflater.decompress(inflater.unconsumed_tail, CHUNK)
+            if inflater is not None:
+                yield checked(inflater.flush())
         except zlib.error as exc:
-            raise WheelError(self.filename, f"member {name!r} is corrupt ({exc})") from None
+            raise WheelError(
+                self.filename, f"member {name!r} is corrupt ({exc})", member=name
+            ) from None
+        except OSError as exc:
+            raise WheelError(
+                self.filename, f"cannot read member {name!r} ({exc.strerror or exc})", member=name
+            ) from None
         if written != member.size or crc != member.crc:
             raise WheelError(
                 self.filename,
                 f"member {name!r} is corrupt: its data does not match the size and CRC-32"
                 " recorded in the zip directory",
+                member=name,
             )
-        dest.chmod((member.mode & 0o7777) or 0o644)
 
     def raw_span(self, member: Member) -> Span:
         """Where the compressed bytes of ``member`` lie in the wheel file."""
         fp = self._zip.fp
         if fp is None:  # pragma: no cover - closed archive is a programming error
             raise ValueError("wheel is closed")
-        fp.seek(member.offset)
-        header = fp.read(_LOCAL_HEADER.size)
+        # A positional read: threads extracting side by side share the file descriptor.
+        try:
+            header = os.pread(fp.fileno(), _LOCAL_HEADER.size, member.offset)
+            size = os.fstat(fp.fileno()).st_size
+        except OSError as exc:
+            raise WheelError(
+                self.filename, f"cannot read member {member.name!r} ({exc.strerror or exc})"
+            ) from None
         if len(header) != _LOCAL_HEADER.size or _LOCAL_HEADER.unpack(header)[0] != _LOCAL_SIG:
-            raise WheelError(self.filename, f"member {member.name!r} has a corrupt local header")
+            raise WheelError(
+                self.filename,
+                f"member {member.name!r} has a corrupt local header",
+                member=member.name,
+            )
         fields = _LOCAL_HEADER.unpack(header)
         start = member.offset + _LOCAL_HEADER.size + fields[9] + fields[10]
-        if start + member.compressed_size > self.path.stat().st_size:
-            raise WheelError(self.filename, f"member {member.name!r} is truncated")
+        if start + member.compressed_size > size:
+            raise WheelError(
+                self.filename, f"member {member.name!r} is truncated", member=member.name
+            )
         return Span(fp.fileno(), start, member.compressed_size)
 
 
@@ -318,14 +521,46 @@ def _check_member_name(wheel: str, name: str) -> None:
         name.startswith("/")
         or "\\" in name
         or "\0" in name
-        or any(p in ("..", ".") for p in parts)
+        or any(p in ("..", ".", "") for p in parts)
         or (len(name) > 1 and name[1] == ":")
     ):
         raise WheelError(
             wheel,
             f"member name {name!r} is not a plain relative path inside the wheel;"
             " refusing to process it",
+            member=name,
         )
+
+
+def _check_no_file_is_a_directory(wheel: str, members: Mapping[str, Member]) -> None:
+    """``a`` and ``a/b`` cannot both be files: no installer could lay such a wheel out."""
+    for name in members:
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in members:
+                raise WheelError(
+                    wheel,
+                    f"member {parent!r} is a file, but member {name!r} needs it to be a directory",
+                    member=name,
+                )
+
+
+def _check_no_overlap(wheel: str, members: Mapping[str, Member]) -> None:
+    """Each member's bytes lie apart from the others'. Overlapping entries are the trick of
+    the worst zip bombs: one small stretch of deflate data read as thousands of members."""
+    extents = sorted(
+        (m.offset, m.offset + _LOCAL_HEADER.size + m.compressed_size, m.name)
+        for m in members.values()
+    )
+    for (_, end, name), (start, _, following) in zip(extents, extents[1:]):
+        if end > start:
+            raise WheelError(
+                wheel,
+                f"members {name!r} and {following!r} overlap in the zip file, as in a zip bomb;"
+                " refusing to process it",
+                member=following,
+            )
 
 
 # ---------------------------------------------------------------------------------------
@@ -417,15 +652,22 @@ def source_date_epoch() -> tuple[int, int, int, int, int, int] | None:
 
 
 class _ZipWriter:
-    """Appends members to ``stream`` and writes the central directory (zip64 when needed)."""
+    """Appends members to ``stream`` and writes the central directory (zip64 when needed).
 
-    def __init__(self, stream: BinaryIO) -> None:
+    A write that fails (a full disk, a quota) is an :class:`OutputError` naming ``where``.
+    """
+
+    def __init__(self, stream: BinaryIO, where: str = "the new wheel") -> None:
         self._out = stream
+        self._where = where
         self._central: list[bytes] = []
         self._offset = 0
 
     def _write(self, data: bytes) -> None:
-        self._out.write(data)
+        try:
+            self._out.write(data)
+        except OSError as exc:
+            raise OutputError(self._where, exc.strerror or str(exc)) from None
         self._offset += len(data)
 
     def add(
@@ -467,8 +709,11 @@ class _ZipWriter:
         if isinstance(chunks, Span):
             if chunks.length != compressed_size:
                 raise WheelError(name, "member data does not have its declared size")
-            self._out.flush()
-            copy_span(chunks, self._out.fileno())
+            try:
+                self._out.flush()
+                copy_span(chunks, self._out.fileno())
+            except OSError as exc:
+                raise OutputError(self._where, exc.strerror or str(exc)) from None
             self._offset += chunks.length
             written = chunks.length
         else:
@@ -557,11 +802,16 @@ def _deflate_all(
     # Biggest first; one member thread more than cores, so that while one waits for
     # patchelf another keeps the compression pool fed.
     order = sorted(range(len(files)), key=lambda i: -_size_hint(files[i][1]))
-    with (
-        ThreadPoolExecutor(max_workers=cores) as blocks,
-        ThreadPoolExecutor(max_workers=min(8, cores + 1)) as members,
-    ):
+    blocks = ThreadPoolExecutor(max_workers=cores)
+    members = ThreadPoolExecutor(max_workers=min(8, cores + 1))
+    try:
         return {p.name: p for p in members.map(prepare, order)}
+    finally:
+        # After an error, SIGINT or SIGTERM nothing queued starts any more; what runs ends.
+        members.shutdown(wait=False, cancel_futures=True)
+        blocks.shutdown(wait=False, cancel_futures=True)
+        members.shutdown(wait=True)
+        blocks.shutdown(wait=True)
 
 
 def _size_hint(source: Source) -> int:
@@ -588,23 +838,100 @@ def _member_order(src: WheelFile, new_names: Iterable[str]) -> list[str]:
     )
 
 
+class _Destination:
+    """The file behind :func:`atomic_output` and how it gets its name.
+
+    Preferred: an unnamed file in the output directory (Linux ``O_TMPFILE``), linked in
+    under its name once complete (``linkat`` through ``/proc/self/fd``). Whenever the
+    process dies, the kernel frees it: no partial file can ever be seen or left behind.
+    Otherwise: a hidden ``.NAME.*.part`` file, renamed into place, removed on failure.
+    """
+
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        self.part: Path | None = None
+        self._proc = -1
+        self.fd = self._open_unnamed()
+        if self.fd < 0:
+            fd, part = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+            self.fd, self.part = fd, Path(part)
+
+    def _open_unnamed(self) -> int:
+        flag = getattr(os, "O_TMPFILE", 0)
+        if not flag or os.link not in os.supports_dir_fd:
+            return -1
+        try:
+            self._proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return -1  # no /proc: nothing could give the file a name
+        try:
+            return os.open(self.final.parent, flag | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            os.close(self._proc)
+            self._proc = -1
+            if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+                return -1  # a kernel or file system without O_TMPFILE
+            raise
+
+    def publish(self) -> None:
+        if self.part is not None:
+            self.part.replace(self.final)
+            self.part = None
+            return
+        fd_name = str(self.fd)
+        try:
+            os.link(fd_name, self.final, src_dir_fd=self._proc, follow_symlinks=True)
+            return
+        except FileExistsError:
+            pass
+        # The name is taken (an earlier build, or one running beside us): link the file in
+        # under a fresh hidden name and rename that over the final name, which is atomic.
+        for _ in range(100):
+            part = self.final.with_name(f".{self.final.name}.{os.urandom(6).hex()}.part")
+            try:
+                os.link(fd_name, part, src_dir_fd=self._proc, follow_symlinks=True)
+            except FileExistsError:
+                continue
+            self.part = part
+            part.replace(self.final)
+            self.part = None
+            return
+        raise FileExistsError(errno.EEXIST, "no free temporary name", str(self.final.parent))
+
+    def close(self) -> None:
+        if self.part is not None:
+            with contextlib.suppress(OSError):
+                self.part.unlink()
+            self.part = None
+        if self._proc >= 0:
+            os.close(self._proc)
+            self._proc = -1
+
+
 @contextlib.contextmanager
 def atomic_output(final: Path) -> Iterator[BinaryIO]:
-    """A stream whose content appears at ``final`` only once complete (rename in place)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-    tmp_path = Path(tmp_name)
+    """A stream whose content appears at ``final`` only once complete (see _Destination).
+
+    Problems of the output directory itself (missing and not creatable, read-only, full)
+    are an :class:`OutputError`.
+    """
     try:
-        with os.fdopen(fd, "wb") as stream:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        destination = _Destination(final)
+    except OSError as exc:
+        raise OutputError(str(final), exc.strerror or str(exc)) from None
+    try:
+        with os.fdopen(destination.fd, "wb") as stream:
             yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        tmp_path.chmod(0o644)
-        tmp_path.replace(final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
+            try:
+                stream.flush()
+                os.fsync(destination.fd)
+                os.fchmod(destination.fd, 0o644)
+                destination.publish()
+            except OSError as exc:
+                raise OutputError(str(final), exc.strerror or str(exc)) from None
+    finally:
+        destination.close()
 
 
 def write_wheel(
@@ -626,64 +953,91 @@ def write_wheel(
     members are copied compressed. WHEEL becomes ``wheel_text`` and RECORD is regenerated.
     Returns ``out_path``.
     """
+    small = {**(extra_files or {}), f"{src.dist_info}/WHEEL": wheel_text}
+    rewritten = {*replaced, *added, *small, f"{src.dist_info}/RECORD"}
+    # Unchanged members are copied as stored. Other threads check each one against its
+    # size, CRC and RECORD hash (inflating it once) while the rest of the work runs; the
+    # new wheel gets its name only once every check has passed.
+    checks = ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1))
+    try:
+        verified = {n: checks.submit(src.verify, n) for n in src.members if n not in rewritten}
+        with tempfile.TemporaryDirectory(prefix="relabel-zip-") as scratch_dir:
+            scratch = Path(scratch_dir)
+            files: list[tuple[str, Source]] = [*replaced.items(), *added.items()]
+            for index, (name, data) in enumerate(small.items()):
+                files.append((name, _small_file(scratch / f"small-{index}", data)))
+            prepared = _deflate_all(files, scratch, compression_level, jobs)
+            order = _member_order(src, prepared)
+            with atomic_output(out_path) as stream:
+                writer = _ZipWriter(stream, str(out_path))
+                _write_members(
+                    src, writer, order, prepared, verified=verified, level=compression_level
+                )
+    finally:
+        checks.shutdown(wait=True, cancel_futures=True)
+    return out_path
+
+
+def _write_members(
+    src: WheelFile,
+    writer: _ZipWriter,
+    order: Sequence[str],
+    prepared: Mapping[str, _Prepared],
+    *,
+    verified: Mapping[str, Future[str]],
+    level: int,
+) -> None:
     record_name = f"{src.dist_info}/RECORD"
     epoch = source_date_epoch()
     new_time = epoch or src.members[f"{src.dist_info}/WHEEL"].date_time
-    with tempfile.TemporaryDirectory(prefix="relabel-zip-") as scratch_dir:
-        scratch = Path(scratch_dir)
-        files: list[tuple[str, Source]] = [*replaced.items(), *added.items()]
-        small = {**(extra_files or {}), f"{src.dist_info}/WHEEL": wheel_text}
-        for index, (name, data) in enumerate(small.items()):
-            files.append((name, _small_file(scratch / f"small-{index}", data)))
-        prepared = _deflate_all(files, scratch, compression_level, jobs)
-
-        with atomic_output(out_path) as stream:
-            writer = _ZipWriter(stream)
-            rows: list[tuple[str, str, str]] = []
-            for name in _member_order(src, prepared):
-                item = prepared.get(name)
-                if item is not None:
-                    with item.source.open("rb") as stored:
-                        writer.add(
-                            name,
-                            chunks=Span(stored.fileno(), 0, item.compressed_size),
-                            size=item.size,
-                            compressed_size=item.compressed_size,
-                            crc=item.crc,
-                            method=item.method,
-                            mode=item.mode,
-                            date_time=new_time,
-                        )
-                    rows.append((name, item.record_hash, str(item.size)))
-                    continue
-                member = src.members[name]
+    rows: list[tuple[str, str, str]] = []
+    for name in order:
+        item = prepared.get(name)
+        original = src.members.get(name)
+        if item is not None:
+            with item.source.open("rb") as stored:
                 writer.add(
                     name,
-                    chunks=src.raw_span(member),
-                    size=member.size,
-                    compressed_size=member.compressed_size,
-                    crc=member.crc,
-                    method=member.method,
-                    mode=member.mode,
-                    date_time=epoch or member.date_time,
+                    chunks=Span(stored.fileno(), 0, item.compressed_size),
+                    size=item.size,
+                    compressed_size=item.compressed_size,
+                    crc=item.crc,
+                    method=item.method,
+                    # new content of an old member: its permissions stay as they were
+                    mode=original.mode if original is not None and original.mode else item.mode,
+                    date_time=new_time,
                 )
-                rows.append((name, *_record_entry(src, member)))
-            record = io.StringIO()
-            csv.writer(record, lineterminator="\n").writerows([*rows, (record_name, "", "")])
-            data = record.getvalue().encode("utf-8")
-            deflated = _deflate_bytes(data, compression_level)
-            writer.add(
-                record_name,
-                chunks=[deflated],
-                size=len(data),
-                compressed_size=len(deflated),
-                crc=zlib.crc32(data),
-                method=zipfile.ZIP_DEFLATED,
-                mode=0o644,
-                date_time=new_time,
-            )
-            writer.finish()
-    return out_path
+            rows.append((name, item.record_hash, str(item.size)))
+            continue
+        member = src.members[name]
+        writer.add(
+            name,
+            chunks=src.raw_span(member),
+            size=member.size,
+            compressed_size=member.compressed_size,
+            crc=member.crc,
+            method=member.method,
+            mode=member.mode,
+            date_time=epoch or member.date_time,
+        )
+        rows.append((name, "", str(member.size)))
+    digests = {n: future.result() for n, future in verified.items()}
+    rows = [(n, digests.get(n, digest), size) for n, digest, size in rows]
+    record = io.StringIO()
+    csv.writer(record, lineterminator="\n").writerows([*rows, (record_name, "", "")])
+    data = record.getvalue().encode("utf-8")
+    deflated = _deflate_bytes(data, level)
+    writer.add(
+        record_name,
+        chunks=[deflated],
+        size=len(data),
+        compressed_size=len(deflated),
+        crc=zlib.crc32(data),
+        method=zipfile.ZIP_DEFLATED,
+        mode=0o644,
+        date_time=new_time,
+    )
+    writer.finish()
 
 
 def _small_file(path: Path, data: bytes | Callable[[], bytes]) -> Callable[[], Path]:
@@ -693,18 +1047,6 @@ def _small_file(path: Path, data: bytes | Callable[[], bytes]) -> Callable[[], P
         return path
 
     return produce
-
-
-def _record_entry(src: WheelFile, member: Member) -> tuple[str, str]:
-    """RECORD hash and size of an unchanged member, computed when RECORD lacks them."""
-    digest, size = src.record.get(member.name, ("", ""))
-    if digest and size == str(member.size):
-        return digest, size
-    hasher = hashlib.sha256()
-    with src.open(member.name) as stream:
-        while chunk := stream.read(CHUNK):
-            hasher.update(chunk)
-    return record_hash(hasher.digest()), str(member.size)
 
 
 def _deflate_bytes(data: bytes, level: int) -> bytes:
@@ -754,5 +1096,9 @@ def copy_atomically(src: Path, out_dir: Path, name: str | None = None) -> Path:
     """Copy ``src`` into ``out_dir`` so that the final name appears only when complete."""
     final = out_dir / (name or src.name)
     with atomic_output(final) as out, src.open("rb") as inp:
-        shutil.copyfileobj(inp, out, CHUNK)
+        while chunk := inp.read(CHUNK):
+            try:
+                out.write(chunk)
+            except OSError as exc:
+                raise OutputError(str(final), exc.strerror or str(exc)) from None
     return final

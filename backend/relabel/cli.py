@@ -3,23 +3,32 @@
 The flags of ``repair`` mirror ``auditwheel repair`` (same names, same short forms, same
 defaults), so switching tools means changing one word; relabel's own additions have long
 names only. Exit status: 0 success (for ``show``: the wheel meets the target as it is), 1
-the wheel does not meet the target or cannot be repaired to it, 2 bad input. Relabel errors
-are printed as one paragraph, never as a traceback.
+the wheel does not meet the target or cannot be repaired to it, 2 bad input, 130 and 143
+interrupted (SIGINT, SIGTERM). Relabel errors are printed as one paragraph, never as a
+traceback. SIGTERM is turned into an exception, as Python already does with SIGINT, so that
+an interrupted run removes its temporary files and partial output on the way out (see
+:func:`interruptible`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relabel import __version__, report
-from relabel.errors import NotPlatformWheelError, RelabelError
+from relabel.errors import NotPlatformWheelError, RelabelError, ScratchError
 from relabel.repair import Options, analyze, repair
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
+    from types import FrameType
 
 
 def _zip_level(text: str) -> int:
@@ -193,15 +202,87 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that ``finally`` blocks and context managers
+    (the scratch directory, the unfinished output file) run before the process ends."""
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the block runs.
+
+    Only from the main thread, and only when SIGTERM has its default action (a program that
+    embeds relabel and handles or ignores SIGTERM keeps its choice). A second SIGTERM while
+    the first one unwinds is ignored, so the clean-up is not cut short; SIGKILL still works.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+_HELD_BACK = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _run_directory() -> Iterator[None]:
+    """Every temporary file of the run inside one private directory, removed at the end
+    with SIGINT and SIGTERM held back: a signal that lands while one of the run's temporary
+    directories is being removed would otherwise leave the rest of it behind."""
+    try:
+        parent = tempfile.mkdtemp(prefix="relabel-run-")
+    except OSError as exc:
+        raise ScratchError(tempfile.gettempdir(), exc.strerror or str(exc)) from None
+    previous = tempfile.tempdir
+    tempfile.tempdir = parent
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_BACK)
+        try:
+            shutil.rmtree(parent, ignore_errors=True)
+        finally:
+            # a signal held back is delivered here, once there is nothing left to remove
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGTERM unwinds like SIGINT, and the run's temporary files go, whenever either
+    arrives. After SIGKILL only the run's directory under ``$TMPDIR`` can remain; the
+    output directory never holds a partial file (see relabel.archive.atomic_output)."""
+    with sigterm_unwinds(), _run_directory():
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _run(args)
+        with interruptible():
+            return _run(args)
     except RelabelError as exc:
         print(f"relabel: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        print("relabel: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Terminated:
+        print("relabel: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,10 +10,11 @@ failed hook or exit status; any other exception is a bug and keeps its traceback
 
 from __future__ import annotations
 
+import signal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 
 class RelabelError(Exception):
@@ -47,10 +48,36 @@ class InnerBackendError(RelabelError):
 class WheelError(RelabelError):
     """A wheel that is not a valid wheel (bad zip, bad name, bad WHEEL/RECORD...)."""
 
-    def __init__(self, wheel: str, message: str) -> None:
+    def __init__(self, wheel: str, message: str, *, member: str | None = None) -> None:
         self.wheel = wheel
         self.message = message
+        #: the member the problem is about, when there is one
+        self.member = member
         super().__init__(f"{wheel}: {message}")
+
+
+class OutputError(RelabelError):
+    """The output directory cannot take the new wheel (missing, read-only, full...)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"cannot write {path}: {reason}. Check that the output directory can be created,"
+            " is writable and has free space; nothing was written there."
+        )
+
+
+class ScratchError(RelabelError):
+    """No private temporary directory can be made (``TMPDIR`` missing, read-only, full)."""
+
+    def __init__(self, directory: str, reason: str) -> None:
+        self.directory = directory
+        self.reason = reason
+        super().__init__(
+            f"cannot create a temporary directory in {directory}: {reason}. Point TMPDIR at a"
+            " writable directory with free space."
+        )
 
 
 class NotPlatformWheelError(WheelError):
@@ -72,22 +99,36 @@ class ElfError(RelabelError):
     def __init__(self, path: str, message: str) -> None:
         self.path = path
         self.message = message
-        super().__init__(f"{path}: unreadable ELF file: {message}")
+        super().__init__(
+            f"{path}: unreadable ELF file: {message.rstrip('.')}. If it is a data file that"
+            " only looks like an ELF file, leave it out of the audit with skip-scan"
+            " (--skip-scan GLOB, -C relabel.skip-scan=GLOB)."
+        )
 
 
 class LibraryNotFoundError(RelabelError):
     """Needed shared libraries that cannot be found where the dynamic loader would look."""
 
-    def __init__(self, missing: Sequence[tuple[str, str, Sequence[str]]]) -> None:
+    def __init__(
+        self,
+        missing: Sequence[tuple[str, str, Sequence[str]]],
+        skipped: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    ) -> None:
         #: (soname, the file that needs it, directories searched)
         self.missing = tuple((s, f, tuple(d)) for s, f, d in missing)
+        #: soname -> (path, why) of the files with that name the search passed over
+        #: (unreadable, not an ELF file, another architecture), as the loader does
+        self.skipped = {k: tuple(v) for k, v in (skipped or {}).items()}
         parts = []
         for soname, needed_by, searched in self.missing:
             where = ", ".join(searched) if searched else "(no directory)"
             parts.append(f"  - {soname}, needed by {needed_by}; searched: {where}")
+            passed = self.skipped.get(soname, ())
+            if passed:
+                parts.append("    skipped: " + ", ".join(f"{path} ({why})" for path, why in passed))
         text = (
             "cannot find shared "
-            + ("library" if len(parts) == 1 else "libraries")
+            + ("library" if len(self.missing) == 1 else "libraries")
             + " to graft:\n"
             + "\n".join(parts)
             + "\nInstall the library, or point relabel at it with library-dirs"
@@ -130,7 +171,7 @@ class ToolError(RelabelError):
         if self.command:
             text += f"\n  command: {' '.join(self.command)}"
         if returncode is not None:
-            text += f"\n  exit status: {returncode}"
+            text += f"\n  exit status: {returncode}{_signal_name(returncode)}"
         if stderr.strip():
             text += f"\n  stderr: {stderr.strip()}"
         super().__init__(text)
@@ -138,3 +179,13 @@ class ToolError(RelabelError):
 
 class PatchelfError(ToolError):
     """patchelf is missing, too old, or failed."""
+
+
+def _signal_name(returncode: int) -> str:
+    """`` (killed by SIGSEGV)`` for the negative status subprocess reports for a signal."""
+    if returncode >= 0:
+        return ""
+    try:
+        return f" (killed by {signal.Signals(-returncode).name})"
+    except ValueError:
+        return " (killed by a signal)"

