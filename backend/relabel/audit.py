@@ -51,6 +51,7 @@ class Finding:
     blocks: tuple[str, ...] = ()
     detail: str = ""
     searched: tuple[str, ...] = ()  # for library-not-found: every directory tried
+    skipped: tuple[tuple[str, str], ...] = ()  # ... and files passed over, with the reason
 
     def describe(self) -> str:
         if self.kind == SYMBOL_VERSION:
@@ -65,7 +66,9 @@ class Finding:
         if self.kind == NOT_FOUND:
             return (
                 f"{self.file} -> {self.library} (not found; searched: "
-                f"{', '.join(self.searched) or 'no directory'})"
+                f"{', '.join(self.searched) or 'no directory'}"
+                + "".join(f"; skipped {path} ({why})" for path, why in self.skipped)
+                + ")"
             )
         return f"{self.file} -> {self.detail or self.kind}"
 
@@ -151,6 +154,7 @@ class Audit:
                 tuple(merged[k]),
                 f.detail,
                 f.searched,
+                f.skipped,
             )
             for k, f in first.items()
         ]
@@ -260,7 +264,13 @@ def audit(
                     continue
                 if lib.path is None:
                     findings.append(
-                        Finding(node.member, NOT_FOUND, library=soname, searched=lib.searched)
+                        Finding(
+                            node.member,
+                            NOT_FOUND,
+                            library=soname,
+                            searched=lib.searched,
+                            skipped=lib.skipped,
+                        )
                     )
                     continue
                 findings.append(Finding(node.member, EXTERNAL, library=soname))

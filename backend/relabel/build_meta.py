@@ -15,6 +15,7 @@ Optional hooks exist only when the inner backend has them: frontends probe with
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import tempfile
 import warnings
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from relabel import archive, config, inner, patchelf, report
+from relabel.cli import Terminated, interruptible
 from relabel.errors import InnerBackendError, PolicyError, RelabelError
 from relabel.repair import Options, analyze, repair
 
@@ -41,9 +43,13 @@ ConfigSettings = Any  # dict[str, str | list[str]] | None, as PEP 517 passes it
 @contextlib.contextmanager
 def _clean_errors() -> Iterator[None]:
     try:
-        yield
+        # SIGTERM unwinds like SIGINT, so the scratch files go with either.
+        with interruptible():
+            yield
     except RelabelError as exc:
         raise SystemExit(f"relabel: error: {exc}") from None
+    except Terminated:
+        raise SystemExit(128 + signal.SIGTERM) from None
 
 
 def _load(config_settings: ConfigSettings) -> tuple[config.Settings, inner.InnerBackend]:

@@ -25,7 +25,9 @@ from relabel.elf import ElfInfo, looks_like_elf, read_elf
 from relabel.errors import (
     LibraryNotFoundError,
     NotPlatformWheelError,
+    OutputError,
     PolicyError,
+    ScratchError,
     WheelError,
 )
 from relabel.plan import Patch, Plan, advice, make_plan
@@ -149,8 +151,12 @@ def _scan(
 
     # Inflating releases the GIL: large libraries are extracted side by side, largest first.
     by_size = sorted(candidates, key=lambda n: -wheel.members[n].size)
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+    try:
         parsed = dict(zip(by_size, pool.map(extract, by_size)))
+    finally:
+        # one bad member (or an interrupt) does not wait for every other extraction
+        pool.shutdown(wait=True, cancel_futures=True)
     infos: dict[str, ElfInfo] = {}
     skipped: list[tuple[str, str]] = []
     for name in candidates:
@@ -233,9 +239,7 @@ def read_wheel_elves(
         isa_check=options.isa_check,
         skipped=skipped,
     )
-    return Analysis(
-        wheel.path, False, result, arch, libc.value, notes, tuple(included)
-    )
+    return Analysis(wheel.path, False, result, arch, libc.value, notes, tuple(included))
 
 
 def analyze(wheel_path: Path, options: Options) -> Analysis:
@@ -280,7 +284,10 @@ def retag(
 
 def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
     """Repair one wheel into ``out_dir``; the input is never modified."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(str(out_dir), exc.strerror or str(exc)) from None
     with (
         archive.WheelFile(wheel_path) as wheel,
         tempfile.TemporaryDirectory(prefix="relabel-") as tmp,
@@ -313,7 +320,8 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
             not_found = [f for f in plan.unmet if f.kind == NOT_FOUND]
             if options.strict and not_found:
                 raise LibraryNotFoundError(
-                    [(f.library or "?", f.file, f.searched) for f in not_found]
+                    [(f.library or "?", f.file, f.searched) for f in not_found],
+                    {f.library or "?": f.skipped for f in not_found if f.skipped},
                 )
             if options.strict:
                 raise PolicyError(
@@ -321,9 +329,14 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
                 )
             output = _passthrough(wheel_path, out_dir)
             return Result(analysis, output, plan)
-        output = _apply(
-            wheel, scratch, plan, out_dir, analysis=analysis, options=options, hashes=hashes
-        )
+        try:
+            output = _apply(
+                wheel, scratch, plan, out_dir, analysis=analysis, options=options, hashes=hashes
+            )
+        except OSError as exc:
+            # copying and patching in the scratch directory (a full disk, say); problems
+            # with the output directory arrive as OutputError from archive
+            raise ScratchError(str(scratch), exc.strerror or str(exc)) from None
         return Result(analysis, output, plan)
 
 

@@ -53,6 +53,8 @@ class Library:
     path: str | None  # resolved real path, None when not found (or libpython)
     searched: tuple[str, ...] = ()
     info: ElfInfo | None = None
+    #: files of that name the loader would pass over, and why (when not found)
+    skipped: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,8 +154,13 @@ class Resolver:
 
     # -- lookup ---------------------------------------------------------------------
     def find(
-        self, soname: str, needer: ElfInfo, dirs: Sequence[str]
+        self,
+        soname: str,
+        needer: ElfInfo,
+        dirs: Sequence[str],
+        skipped: list[tuple[str, str]] | None = None,
     ) -> tuple[str | None, ElfInfo | None]:
+        """The first candidate the loader would map; ``skipped`` collects the others."""
         # A DT_NEEDED with a slash is a path, used as is (ld.so(8)).
         candidates = [soname] if "/" in soname else [os.path.join(d, soname) for d in dirs]
         for candidate in candidates:
@@ -162,10 +169,15 @@ class Resolver:
             real = os.path.realpath(candidate)
             try:
                 info = self.parse(real)
-            except ElfError:
-                continue  # the loader skips files it cannot map, and so do we
+            except ElfError as exc:
+                # the loader skips files it cannot map, and so do we
+                if skipped is not None:
+                    skipped.append((candidate, exc.message))
+                continue
             if needer.same_platform(info):
                 return real, info
+            if skipped is not None:
+                skipped.append((candidate, f"built for {info.arch or info.machine}"))
         return None, None
 
     def excluded(self, soname: str, path: str | None = None) -> bool:
@@ -222,10 +234,13 @@ class Resolver:
                     continue
                 if self.excluded(soname):
                     continue
-                real, dep = self.find(soname, obj, dirs)
+                passed_over: list[tuple[str, str]] = []
+                real, dep = self.find(soname, obj, dirs, passed_over)
                 if real is not None and self.excluded(soname, real):
                     continue
-                libraries[soname] = Library(soname, real, tuple(dirs), dep)
+                libraries[soname] = Library(
+                    soname, real, tuple(dirs), dep, tuple(passed_over) if real is None else ()
+                )
                 if real is not None and dep is not None:
                     stack.append((real, dep, passed_down))
         edges = {
