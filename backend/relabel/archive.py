@@ -132,10 +132,6 @@ class Member:
     mode: int  # unix permission bits (0 when the zip carries none)
     date_time: tuple[int, int, int, int, int, int]
 
-    @property
-    def executable(self) -> bool:
-        return bool(self.mode & 0o111)
-
 
 class WheelFile:
     """A read-only, validated wheel. Use as a context manager."""
@@ -1026,7 +1022,7 @@ def _write_members(
     record = io.StringIO()
     csv.writer(record, lineterminator="\n").writerows([*rows, (record_name, "", "")])
     data = record.getvalue().encode("utf-8")
-    deflated = _deflate_bytes(data, level)
+    deflated = _compress_block(data, b"", level, final=True)
     writer.add(
         record_name,
         chunks=[deflated],
@@ -1047,11 +1043,6 @@ def _small_file(path: Path, data: bytes | Callable[[], bytes]) -> Callable[[], P
         return path
 
     return produce
-
-
-def _deflate_bytes(data: bytes, level: int) -> bytes:
-    compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
-    return compressor.compress(data) + compressor.flush()
 
 
 def parse_headers(data: bytes) -> list[tuple[str, str]]:
@@ -1096,9 +1087,8 @@ def copy_atomically(src: Path, out_dir: Path, name: str | None = None) -> Path:
     """Copy ``src`` into ``out_dir`` so that the final name appears only when complete."""
     final = out_dir / (name or src.name)
     with atomic_output(final) as out, src.open("rb") as inp:
-        while chunk := inp.read(CHUNK):
-            try:
-                out.write(chunk)
-            except OSError as exc:
-                raise OutputError(str(final), exc.strerror or str(exc)) from None
+        try:
+            copy_span(Span(inp.fileno(), 0, os.fstat(inp.fileno()).st_size), out.fileno())
+        except OSError as exc:
+            raise OutputError(str(final), exc.strerror or str(exc)) from None
     return final
