@@ -107,10 +107,18 @@ class Audit:
     nodes: tuple[Node, ...] = field(default=(), repr=False)
 
     def verdict(self, name: str) -> Verdict:
+        """The verdict of a policy named by tag or legacy alias, with or without the arch."""
         for v in self.verdicts:
-            if name in v.policy.tags():
+            tags = v.policy.tags()
+            if name in tags or f"{name}_{self.arch}" in tags:
                 return v
         raise KeyError(name)
+
+    @property
+    def most_permissive(self) -> Verdict:
+        """The least demanding manylinux/musllinux policy (``linux`` when there is none):
+        what it still rules out stands between the wheel and any such tag."""
+        return self.verdicts[-2] if len(self.verdicts) > 1 else self.linux
 
     @property
     def linux(self) -> Verdict:

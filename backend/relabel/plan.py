@@ -119,10 +119,10 @@ def choose_target(
 
 
 def _find_verdict(audit: Audit, plat: str) -> Verdict:
-    for verdict in audit.verdicts:
-        names = verdict.policy.tags()
-        if plat in names or any(n == f"{plat}_{audit.arch}" for n in names):
-            return verdict
+    try:
+        return audit.verdict(plat)
+    except KeyError:
+        pass
     known = ", ".join(v.policy.name for v in audit.verdicts)
     family = "musllinux" if plat.startswith("musllinux") else "manylinux"
     wanted_libc = "musl" if family == "musllinux" else "glibc"
@@ -194,7 +194,7 @@ def make_plan(
     target, tagged = choose_target(audit, plat, only_plat=only_plat)
     tags = tuple(t for v in tagged for t in v.policy.tags())
     if target.policy.is_linux:
-        unmet = _unique(audit.verdicts[-2].blockers) if len(audit.verdicts) > 1 else []
+        unmet = _unique(audit.most_permissive.blockers)
         return Plan(target, tags, unmet=tuple(unmet))
 
     grafts: dict[str, Graft] = {}

@@ -33,10 +33,10 @@ def _policy_range(names: Sequence[str]) -> str:
 def target_verdict(audit: Audit, plat: str) -> Verdict:
     if plat == "auto":
         return audit.overall
-    for verdict in audit.verdicts:
-        if plat in verdict.policy.tags() or f"{plat}_{audit.arch}" in verdict.policy.tags():
-            return verdict
-    return audit.linux
+    try:
+        return audit.verdict(plat)
+    except KeyError:
+        return audit.linux
 
 
 def meets_target(analysis: Analysis, plat: str) -> bool:
@@ -60,10 +60,7 @@ def blocker_lines(analysis: Analysis, plat: str) -> list[str]:
     if analysis.audit is None:
         return []
     audit = analysis.audit
-    verdict = audit.verdicts[0] if plat == "auto" else target_verdict(audit, plat)
-    if plat == "auto":
-        # the most permissive policy: what stands between the wheel and any tag at all
-        verdict = audit.verdicts[-2] if len(audit.verdicts) > 1 else audit.linux
+    verdict = audit.most_permissive if plat == "auto" else target_verdict(audit, plat)
     return [f.describe() for f in dict.fromkeys(verdict.findings)]
 
 
