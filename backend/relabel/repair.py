@@ -7,6 +7,7 @@ and the command line both enter here.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import hashlib
@@ -180,28 +181,29 @@ def _place_included(
     if not options.include:
         return []
     reference = next(iter(infos.values()))
+    # dlopen from any of the wheel's files searches that file's directories
+    search = list(
+        dict.fromkeys(
+            d for name, info in infos.items() for d in resolver.search_dirs(str(tree / name), info)
+        )
+    )
     placed: list[tuple[str, str]] = []
     missing: list[tuple[str, str, Sequence[str]]] = []
     for wanted in options.include:
-        if "/" in wanted:
-            dirs: list[str] = []
-            real, info = resolver.find(str(Path(wanted).resolve()), reference, [])
-        else:
-            dirs = []
-            for name, node_info in infos.items():
-                dirs += resolver.search_dirs(str(tree / name), node_info)
-            dirs = list(dict.fromkeys(dirs))
-            real, info = resolver.find(wanted, reference, dirs)
-        if real is None or info is None:
+        dirs = [] if "/" in wanted else search
+        target = str(Path(wanted).resolve()) if "/" in wanted else wanted
+        real, found = resolver.find(target, reference, dirs)
+        if real is None or found is None:
             missing.append((wanted, "include (loaded with dlopen)", dirs))
             continue
-        soname = info.soname or Path(wanted).name
+        soname = found.soname or Path(wanted).name
         member = f"{libs_dir}/{soname}"
         dest = tree / member
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(real, dest)
         dest.chmod(0o755)
-        infos[member] = read_elf(dest, display=member)
+        # the copy is the file resolve parsed: only its name in the wheel is new
+        infos[member] = dataclasses.replace(found, path=member)
         placed.append((member, real))
     if missing:
         raise LibraryNotFoundError(missing)
@@ -301,6 +303,7 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
             return Result(analysis, output, None)
         result = analysis.audit
         sources = {p for v in result.verdicts for p in v.external.values() if p is not None}
+        sources |= {source for _, source in analysis.included}  # for the SBOM
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             hashes = dict(zip(sorted(sources), pool.map(_sha256, sorted(sources))))
         name = dist_name(wheel)

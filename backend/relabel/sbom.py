@@ -10,7 +10,6 @@ as lists, never through a shell.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -156,24 +155,16 @@ def providers(paths: Sequence[str]) -> dict[str, Provider]:
     return result
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def document(
     wheel_filename: str,
     project: str,
     version: str,
     grafted: Sequence[tuple[str, str]],
-    digests: Mapping[str, str] | None = None,
+    digests: Mapping[str, str],
 ) -> bytes:
     """The SBOM for ``grafted`` ((member name in the wheel, source path) pairs).
 
-    ``digests`` maps source paths to their sha256 hex where the caller already has it.
+    ``digests`` maps each source path to its sha256 hex (the repair has hashed them all).
     """
     wheel_purl = (
         f"pkg:pypi/{quote(project, safe='')}@{quote(version, safe='')}"
@@ -184,7 +175,7 @@ def document(
     owners = providers([source for _, source in grafted])
     for member, source in sorted(grafted):
         found = owners.get(os.path.realpath(source))
-        digest = (digests or {}).get(source) or _sha256(source)
+        digest = digests[source]
         component: dict[str, Any] = {
             "type": "library",
             "bom-ref": f"{found.purl if found else 'file:' + member}#{digest[:16]}",
