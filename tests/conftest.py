@@ -368,14 +368,16 @@ class Foreign:
     musl_ext: Path | None  # musl "_foo" extension, needs libc.musl-x86_64.so.1 like on Alpine
 
 
-FOO_EXT = _extension("_foo", "int foo(void);", "foo()")
-BL_EXT = _extension("_bl", "", "0")  # linked with --no-as-needed -lBrokenLocale
+# Built for other architectures and C libraries, where the host's Python headers do not
+# apply (a distribution's pyconfig.h is a per-architecture dispatcher): these extensions define
+# only what an audit reads, the PyInit_ entry point, with the same ABI (a pointer return).
+FOO_EXT = "int foo(void);\nvoid *PyInit__foo(void) { return (void *)(long)foo(); }\n"
+BL_EXT = "void *PyInit__bl(void) { return 0; }\n"  # linked with --no-as-needed -lBrokenLocale
 
 
 @pytest.fixture(scope="session")
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> Foreign:
     root = tmp_path_factory.mktemp("foreign")
-    include = sysconfig.get_paths()["include"]
     (root / "foo.c").write_text(LIB_SOURCES["foo.c"])
     (root / "ext.c").write_text(FOO_EXT)
     (root / "bl.c").write_text(BL_EXT)
@@ -403,7 +405,6 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> Foreign:
                 a64,
                 "-shared",
                 "-fPIC",
-                f"-I{include}",
                 "-o",
                 str(a64_ext),
                 "ext.c",
@@ -422,7 +423,6 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> Foreign:
                 a64,
                 "-shared",
                 "-fPIC",
-                f"-I{include}",
                 "-o",
                 str(a64_nopath),
                 "ext.c",
@@ -439,7 +439,6 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> Foreign:
                 a64,
                 "-shared",
                 "-fPIC",
-                f"-I{include}",
                 "-o",
                 str(a64_bl),
                 "bl.c",
@@ -475,7 +474,6 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> Foreign:
                 musl,
                 "-shared",
                 "-fPIC",
-                f"-I{include}",
                 "-o",
                 str(musl_ext),
                 "ext.c",
