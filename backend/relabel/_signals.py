@@ -14,6 +14,7 @@ inner build backend and the frontend.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING
 from relabel.errors import ScratchError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from types import FrameType
 
 #: How long removing a directory is retried while something keeps writing into it.
@@ -71,27 +72,40 @@ _HELD_BACK = {signal.SIGINT, signal.SIGTERM}
 def remove_tree(path: Path, *, settle: float | None = None) -> OSError | None:
     """Remove ``path`` and everything under it; the last error when it cannot be done.
 
-    A directory that something still writes into fails with ``ENOTEMPTY`` (or a file
-    vanishes under the walk); that is retried, with growing pauses, for ``settle`` seconds
-    (:data:`SETTLE_SECONDS` by default) before giving up.
+    A directory that something still writes into fails with ``ENOTEMPTY`` (or comes back
+    once removed); that is retried, with growing pauses, for ``settle`` seconds
+    (:data:`SETTLE_SECONDS` by default) before giving up. Once a writer has been seen, a
+    removal counts only if the directory stays away for a moment.
     """
     deadline = time.monotonic() + (SETTLE_SECONDS if settle is None else settle)
     pause = 0.005
+    first = True
     while True:
+        error: OSError | None
         try:
             shutil.rmtree(path)
-        except FileNotFoundError:
-            if not os.path.lexists(path):
-                return None
-            error: OSError | None = None
+        except FileNotFoundError as exc:
+            error = None if not os.path.lexists(path) else exc
         except OSError as exc:
             error = exc
         else:
-            return None
+            error = None
+        if error is None and not os.path.lexists(path):
+            if first:  # removed at the first attempt: nothing else writes there
+                return None
+            time.sleep(_QUIET)
+            if not os.path.lexists(path):
+                return None
+            error = OSError(errno.ENOTEMPTY, "something keeps writing into it")
         if time.monotonic() >= deadline:
-            return error or OSError(f"{path} keeps changing")
+            return error or OSError(errno.ENOTEMPTY, "something keeps writing into it")
         time.sleep(pause)
         pause = min(pause * 2, 0.25)
+        first = False
+
+
+#: How long a directory must stay removed once a writer has been seen.
+_QUIET = 0.1
 
 
 def _temp_root() -> str:
@@ -102,12 +116,15 @@ def _temp_root() -> str:
 
 
 @contextlib.contextmanager
-def scratch_directory(prefix: str = "relabel-run-") -> Iterator[Path]:
+def scratch_directory(
+    prefix: str = "relabel-run-", *, leftover: Callable[[Path, OSError], None] | None = None
+) -> Iterator[Path]:
     """A new private directory under ``$TMPDIR``, removed at the end however the block ends.
 
     The removal runs with SIGINT and SIGTERM held back: a signal that lands while it runs
-    would otherwise leave the rest of the directory behind. A directory that cannot be made
-    is a :class:`~relabel.errors.ScratchError`.
+    would otherwise leave the rest of the directory behind. When it cannot be removed (see
+    :func:`remove_tree`), ``leftover`` is told; the block's own outcome stands. A directory
+    that cannot be made is a :class:`~relabel.errors.ScratchError`.
     """
     try:
         path = Path(tempfile.mkdtemp(prefix=prefix))
@@ -118,7 +135,9 @@ def scratch_directory(prefix: str = "relabel-run-") -> Iterator[Path]:
     finally:
         held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_BACK)
         try:
-            remove_tree(path)
+            error = remove_tree(path)
+            if error is not None and leftover is not None:
+                leftover(path, error)
         finally:
             # a signal held back is delivered here, once there is nothing left to remove
             signal.pthread_sigmask(signal.SIG_SETMASK, held)

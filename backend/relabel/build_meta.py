@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from relabel import archive, config, inner, patchelf, plan, report
-from relabel._signals import Terminated, remove_tree, scratch_directory, sigterm_unwinds
+from relabel._signals import Terminated, scratch_directory, sigterm_unwinds
 from relabel.errors import InnerBackendError, NotCompliantError, PolicyError, RelabelError
 from relabel.repair import Options, analyze, repair
 from relabel.resolve import LIBPYTHON
@@ -134,27 +134,26 @@ def _built(
 
 def _build_privately(backend: inner.InnerBackend, hook: str, scratch: Path, *args: Any) -> Path:
     """Run ``hook`` into a directory of its own under ``scratch``; the wheel it built,
-    moved out of that directory, which is then removed.
+    moved out of that directory before anything reads it.
 
     A backend may leave a thread (or a process) writing into its output directory after
-    the hook returns; the wheel is taken away from it first, and the directory removal is
-    retried while it settles. If it never settles, nothing is delivered.
+    the hook returns: what it writes there afterwards is not part of the wheel, and goes
+    with the scratch directory (see :func:`_leftover`).
     """
     out = scratch / "inner"
     out.mkdir()
     built = _built(backend, hook, str(out), backend.call(hook, str(out), *args))
     kept = scratch / "built"
     kept.mkdir()
-    built.replace(kept / built.name)
-    error = remove_tree(out)
-    if error is not None:
-        raise InnerBackendError(
-            backend.reference,
-            f"{hook} returned, but something it started keeps writing into its output"
-            f" directory {out} ({error.strerror or error}); a backend must finish its work"
-            " before the hook returns. Nothing was delivered.",
-        )
-    return kept / built.name
+    return built.replace(kept / built.name)
+
+
+def _leftover(path: Path, error: OSError) -> None:
+    _warn(
+        f"cannot remove the temporary directory {path} ({error.strerror or error}):"
+        " something the inner build backend started keeps writing into it after its hook"
+        " returned. The wheel is complete; remove the directory once the build has ended."
+    )
 
 
 def build_wheel(
@@ -165,7 +164,7 @@ def build_wheel(
     with _clean_errors():
         settings, backend = _load(config_settings, warn=True)
         out_dir = Path(wheel_directory)
-        with scratch_directory() as scratch:
+        with scratch_directory(leftover=_leftover) as scratch:
             built = _build_privately(
                 backend,
                 "build_wheel",
@@ -274,7 +273,7 @@ def _build_editable(
     with _clean_errors():
         _, backend = _load(config_settings, warn=True)
         stripped = config.strip_config_settings(config_settings)
-        with scratch_directory() as scratch:
+        with scratch_directory(leftover=_leftover) as scratch:
             built = _build_privately(
                 backend, "build_editable", scratch, stripped, metadata_directory
             )

@@ -193,9 +193,9 @@ class NotCompliantError(PolicyError):
             lines.append(f"A repair would tag it {', '.join(self.repair_tags)}.")
         if self.blockers:
             lines.append(
-                "What would still block "
-                + (f"{target}" if self.repair_tags else "every manylinux/musllinux policy")
-                + " after a repair:"
+                f"What would still block {target} after a repair:"
+                if self.repair_tags
+                else f"A repair would not make it {target} compliant; what would still block it:"
             )
             lines.extend(f"  - {b}" for b in self.blockers)
             if advice:
