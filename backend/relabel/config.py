@@ -312,13 +312,18 @@ def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
     """One warning per ``RELABEL_*`` variable that relabel does not read (a misspelt
     setting would otherwise be ignored without a word)."""
     environ = os.environ if environ is None else environ
+    prefix = "RELABEL_"
     known = [env_name_of(key) for key in KEYS] + sorted(OTHER_ENVIRONMENT)
-    return [
-        f"environment variable {name} is not a relabel setting and is ignored"
-        + _suggest(name, known).replace("'", "")
-        for name in sorted(environ)
-        if name.startswith("RELABEL_") and name not in known
-    ]
+    # Compared without the prefix they all share, which would make every name look close.
+    tails = {name[len(prefix) :]: name for name in known}
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith(prefix) or name in known:
+            continue
+        text = f"environment variable {name} is not a relabel setting and is ignored"
+        close = difflib.get_close_matches(name[len(prefix) :].upper(), list(tails), n=1, cutoff=0.6)
+        warnings.append(text + (f"; did you mean {tails[close[0]]}?" if close else ""))
+    return warnings
 
 
 def strip_config_settings(config_settings: Mapping[str, Any] | None) -> dict[str, Any] | None:
