@@ -134,9 +134,15 @@ def join_late_writers() -> None:
 
 
 def test_backend_writing_after_build_wheel_returned_leaves_nothing_behind(
-    new_project: ProjectFactory, tmp_path: Path, scratch: Path, pure_wheel: Path
+    new_project: ProjectFactory,
+    tmp_path: Path,
+    scratch: Path,
+    pure_wheel: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     new_project(**with_build_wheel(LATE_WRITER.format(seconds=0.5)))
+    # the writer pauses 1 ms between files; a loaded test machine may stall it far longer
+    monkeypatch.setattr(build_meta, "_QUIET_SECONDS", 0.3)
     dist = tmp_path / "dist"
     try:
         name = build_meta.build_wheel(str(dist))

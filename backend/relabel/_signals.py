@@ -69,17 +69,18 @@ def sigterm_unwinds() -> Iterator[None]:
 _HELD_BACK = {signal.SIGINT, signal.SIGTERM}
 
 
-def remove_tree(path: Path, *, settle: float | None = None) -> OSError | None:
+def remove_tree(path: Path, *, settle: float | None = None, quiet: float = 0.0) -> OSError | None:
     """Remove ``path`` and everything under it; the last error when it cannot be done.
 
-    A directory that something still writes into fails with ``ENOTEMPTY`` (or comes back
-    once removed); that is retried, with growing pauses, for ``settle`` seconds
-    (:data:`SETTLE_SECONDS` by default) before giving up. Once a writer has been seen, a
-    removal counts only if the directory stays away for a moment.
+    A directory that something still writes into fails with ``ENOTEMPTY``, or comes back
+    once removed; that is retried, with growing pauses, for ``settle`` seconds
+    (:data:`SETTLE_SECONDS` by default) before giving up. A removal counts once the
+    directory has stayed away for ``quiet`` seconds (at least :data:`_QUIET` once a writer
+    has been seen).
     """
     deadline = time.monotonic() + (SETTLE_SECONDS if settle is None else settle)
     pause = 0.005
-    first = True
+    wait = quiet
     while True:
         error: OSError | None
         try:
@@ -91,17 +92,15 @@ def remove_tree(path: Path, *, settle: float | None = None) -> OSError | None:
         else:
             error = None
         if error is None and not os.path.lexists(path):
-            if first:  # removed at the first attempt: nothing else writes there
-                return None
-            time.sleep(_QUIET)
+            if wait:
+                time.sleep(wait)
             if not os.path.lexists(path):
                 return None
-            error = OSError(errno.ENOTEMPTY, "something keeps writing into it")
         if time.monotonic() >= deadline:
             return error or OSError(errno.ENOTEMPTY, "something keeps writing into it")
         time.sleep(pause)
         pause = min(pause * 2, 0.25)
-        first = False
+        wait = max(wait, _QUIET)
 
 
 #: How long a directory must stay removed once a writer has been seen.
@@ -117,13 +116,17 @@ def _temp_root() -> str:
 
 @contextlib.contextmanager
 def scratch_directory(
-    prefix: str = "relabel-run-", *, leftover: Callable[[Path, OSError], None] | None = None
+    prefix: str = "relabel-run-",
+    *,
+    leftover: Callable[[Path, OSError], None] | None = None,
+    quiet: float = 0.0,
 ) -> Iterator[Path]:
     """A new private directory under ``$TMPDIR``, removed at the end however the block ends.
 
     The removal runs with SIGINT and SIGTERM held back: a signal that lands while it runs
     would otherwise leave the rest of the directory behind. When it cannot be removed (see
-    :func:`remove_tree`), ``leftover`` is told; the block's own outcome stands. A directory
+    :func:`remove_tree`, which ``quiet`` is passed to), ``leftover`` is told; the block's
+    own outcome stands. A directory
     that cannot be made is a :class:`~relabel.errors.ScratchError`.
     """
     try:
@@ -135,7 +138,7 @@ def scratch_directory(
     finally:
         held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_BACK)
         try:
-            error = remove_tree(path)
+            error = remove_tree(path, quiet=quiet)
             if error is not None and leftover is not None:
                 leftover(path, error)
         finally:

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from relabel import archive, config, inner, patchelf, plan, report
 from relabel._signals import Terminated, scratch_directory, sigterm_unwinds
-from relabel.errors import InnerBackendError, NotCompliantError, PolicyError, RelabelError
+from relabel.errors import (
+    InnerBackendError,
+    NotCompliantError,
+    PolicyError,
+    RelabelError,
+    ScratchError,
+)
 from relabel.repair import Options, analyze, repair
 from relabel.resolve import LIBPYTHON
 
@@ -140,19 +146,34 @@ def _build_privately(backend: inner.InnerBackend, hook: str, scratch: Path, *arg
     the hook returns: what it writes there afterwards is not part of the wheel, and goes
     with the scratch directory (see :func:`_leftover`).
     """
-    out = scratch / "inner"
-    out.mkdir()
+    out, kept = scratch / "inner", scratch / "built"
+    try:
+        out.mkdir()
+        kept.mkdir()
+    except OSError as exc:
+        raise ScratchError(str(scratch), exc.strerror or str(exc)) from None
     built = _built(backend, hook, str(out), backend.call(hook, str(out), *args))
-    kept = scratch / "built"
-    kept.mkdir()
-    return built.replace(kept / built.name)
+    try:
+        return built.replace(kept / built.name)
+    except OSError as exc:
+        raise ScratchError(str(scratch), exc.strerror or str(exc)) from None
+
+
+#: How long the scratch directory must stay removed before relabel believes it: a thread
+#: the inner backend left behind may create its output directory again.
+_QUIET_SECONDS = 0.05
+
+
+def _scratch() -> contextlib.AbstractContextManager[Path]:
+    return scratch_directory(leftover=_leftover, quiet=_QUIET_SECONDS)
 
 
 def _leftover(path: Path, error: OSError) -> None:
     _warn(
         f"cannot remove the temporary directory {path} ({error.strerror or error}):"
         " something the inner build backend started keeps writing into it after its hook"
-        " returned. The wheel is complete; remove the directory once the build has ended."
+        " returned (the wheel was moved out of its reach first); remove the directory once"
+        " the build has ended."
     )
 
 
@@ -164,7 +185,7 @@ def build_wheel(
     with _clean_errors():
         settings, backend = _load(config_settings, warn=True)
         out_dir = Path(wheel_directory)
-        with scratch_directory(leftover=_leftover) as scratch:
+        with _scratch() as scratch:
             built = _build_privately(
                 backend,
                 "build_wheel",
@@ -273,7 +294,7 @@ def _build_editable(
     with _clean_errors():
         _, backend = _load(config_settings, warn=True)
         stripped = config.strip_config_settings(config_settings)
-        with scratch_directory(leftover=_leftover) as scratch:
+        with _scratch() as scratch:
             built = _build_privately(
                 backend, "build_editable", scratch, stripped, metadata_directory
             )
