@@ -46,7 +46,7 @@ class InnerBackendError(RelabelError):
         self.traceback = traceback
         text = f"inner build backend {backend!r}: {message}"
         if traceback.strip():
-            shown = "\n".join("  " + line for line in traceback.rstrip().splitlines())
+            shown = "\n".join(("  " + line).rstrip() for line in traceback.rstrip().splitlines())
             text += f"\nThe inner backend's traceback:\n{shown}"
         super().__init__(text)
 
