@@ -567,3 +567,102 @@ def test_toml_writer_round_trips(tmp_path: Path) -> None:
     root = project(tmp_path, table)
     assert config.read_pyproject(root)["tool"]["relabel"] == table
     assert toml_value([]) == "[]"
+
+
+# ---------------------------------------------------------------------------------------
+# Values from the environment and config settings are strings: no type name in messages
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "expected"),
+    [
+        ("RELABEL_ZIP_COMPRESSION_LEVEL", "12", "expected a whole number from 0 to 9, got '12'"),
+        ("RELABEL_STRIP", "maybe", "expected true or false, got 'maybe'"),
+    ],
+)
+def test_scalar_problems_show_the_value_without_a_type_name(
+    tmp_path: Path, env: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load(project(tmp_path), None, {env: value})
+    assert problems(excinfo) == [f"{env}: {expected}"]
+
+
+# ---------------------------------------------------------------------------------------
+# AUDITWHEEL_PLAT: the plat default, as for `auditwheel repair --plat`
+
+
+AUDITWHEEL = {"AUDITWHEEL_PLAT": "manylinux2014_x86_64"}
+
+
+def test_auditwheel_plat_is_the_default(tmp_path: Path) -> None:
+    assert load(project(tmp_path), None, AUDITWHEEL).plat == "manylinux2014_x86_64"
+
+
+@pytest.mark.parametrize(
+    ("table", "config_settings", "environ", "expected"),
+    [
+        ({"plat": "manylinux_2_28"}, None, {}, "manylinux_2_28"),
+        (None, {"relabel.plat": "auto"}, {}, "auto"),
+        ({"plat": "manylinux_2_28"}, {"relabel.plat": "manylinux_2_31"}, {}, "manylinux_2_31"),
+        ({"plat": "manylinux_2_28"}, None, {"RELABEL_PLAT": "auto"}, "auto"),
+    ],
+)
+def test_auditwheel_plat_is_below_every_relabel_source(
+    tmp_path: Path,
+    table: dict[str, Any] | None,
+    config_settings: dict[str, str] | None,
+    environ: dict[str, str],
+    expected: str,
+) -> None:
+    root = project(tmp_path, table)
+    assert load(root, config_settings, {**AUDITWHEEL, **environ}).plat == expected
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_empty_auditwheel_plat_is_unset(tmp_path: Path, value: str) -> None:
+    assert load(project(tmp_path), None, {"AUDITWHEEL_PLAT": value}).plat == "auto"
+
+
+def test_unknown_auditwheel_plat_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load(project(tmp_path), None, {"AUDITWHEEL_PLAT": "manylinux2041_x86_64"})
+    (problem,) = problems(excinfo)
+    assert problem.startswith("AUDITWHEEL_PLAT: ")
+    assert "manylinux2041_x86_64" in problem
+
+
+def test_unknown_auditwheel_plat_does_not_matter_when_overridden(tmp_path: Path) -> None:
+    root = project(tmp_path, {"plat": "auto"})
+    assert load(root, None, {"AUDITWHEEL_PLAT": "nonsense"}).plat == "auto"
+
+
+# ---------------------------------------------------------------------------------------
+# RELABEL_* variables that are no setting
+
+
+def test_unknown_relabel_variables_are_named_with_a_suggestion() -> None:
+    environ = {
+        "RELABEL_PLAAT": "manylinux2014",
+        "RELABEL_LIBRARY_DIR": "/opt/lib",
+        "RELABEL_XYZZY": "1",
+        "RELABEL_mode": "check",
+        "RELABEL_PLAT": "auto",  # a setting
+        "RELABEL_PATCHELF": "/usr/bin/patchelf",  # read by relabel, not a setting
+        "AUDITWHEEL_PLAT": "manylinux2014_x86_64",
+        "PLAAT": "x",
+    }
+    assert config.unknown_environment(environ) == [
+        "environment variable RELABEL_LIBRARY_DIR is not a relabel setting and is ignored;"
+        " did you mean RELABEL_LIBRARY_DIRS?",
+        "environment variable RELABEL_PLAAT is not a relabel setting and is ignored;"
+        " did you mean RELABEL_PLAT?",
+        "environment variable RELABEL_XYZZY is not a relabel setting and is ignored",
+        "environment variable RELABEL_mode is not a relabel setting and is ignored;"
+        " did you mean RELABEL_MODE?",
+    ]
+
+
+def test_every_setting_has_a_known_variable() -> None:
+    environ = {config.env_name_of(key): "x" for key in config.KEYS}
+    assert config.unknown_environment(environ) == []

@@ -97,7 +97,12 @@ def test_submodule_not_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     with pytest.raises(InnerBackendError) as excinfo:
         inner.load("half_backend.build")
-    assert "'half_backend.build' is not installed" in str(excinfo.value)
+    message = str(excinfo.value)
+    assert (
+        f"package 'half_backend' is installed (in {tmp_path / 'site' / 'half_backend'})" in message
+    )
+    assert "has no module 'build'" in message
+    assert "not installed" not in message
 
 
 def test_missing_dependency_of_the_backend_is_not_the_backend_missing(

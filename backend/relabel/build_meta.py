@@ -17,18 +17,25 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-import tempfile
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from relabel import archive, config, inner, patchelf, report
-from relabel.cli import Terminated, interruptible
-from relabel.errors import InnerBackendError, PolicyError, RelabelError
+from relabel import archive, config, inner, patchelf, plan, report
+from relabel._signals import Terminated, scratch_directory, sigterm_unwinds
+from relabel.errors import (
+    InnerBackendError,
+    NotCompliantError,
+    PolicyError,
+    RelabelError,
+    ScratchError,
+)
 from relabel.repair import Options, analyze, repair
+from relabel.resolve import LIBPYTHON
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from relabel.repair import Analysis
 
 __all__ = [
     "build_sdist",
@@ -44,7 +51,7 @@ ConfigSettings = Any  # dict[str, str | list[str]] | None, as PEP 517 passes it
 def _clean_errors() -> Iterator[None]:
     try:
         # SIGTERM unwinds like SIGINT, so the scratch files go with either.
-        with interruptible():
+        with sigterm_unwinds():
             yield
     except RelabelError as exc:
         raise SystemExit(f"relabel: error: {exc}") from None
@@ -52,13 +59,28 @@ def _clean_errors() -> Iterator[None]:
         raise SystemExit(128 + signal.SIGTERM) from None
 
 
-def _load(config_settings: ConfigSettings) -> tuple[config.Settings, inner.InnerBackend]:
+def _load(
+    config_settings: ConfigSettings, *, warn: bool = False
+) -> tuple[config.Settings, inner.InnerBackend]:
     settings = config.load(Path.cwd(), config_settings)
+    if warn:
+        for problem in config.unknown_environment():
+            _warn(problem)
     return settings, inner.load(settings.build_backend, settings.backend_path)
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _warn(message: str) -> None:
+    """A non-fatal finding, as a ``relabel: warning:`` line on stderr.
+
+    Frontends show a backend's stderr (pip with ``-v``, build and uv always). Not
+    ``warnings.warn``: that prints relabel's source line, and under ``PYTHONWARNINGS=error``
+    (common in CI) it raises, so a wheel that warn mode should deliver would be lost.
+    """
+    _say(f"relabel: warning: {message}")
 
 
 def get_requires_for_build_wheel(config_settings: ConfigSettings = None) -> list[str]:
@@ -90,7 +112,7 @@ def get_requires_for_build_sdist(config_settings: ConfigSettings = None) -> list
 
 def build_sdist(sdist_directory: str, config_settings: ConfigSettings = None) -> str:
     with _clean_errors():
-        _, backend = _load(config_settings)
+        _, backend = _load(config_settings, warn=True)
         name = backend.call(
             "build_sdist", sdist_directory, config.strip_config_settings(config_settings)
         )
@@ -116,8 +138,43 @@ def _built(
     return path
 
 
-def _build_into_temp(backend: inner.InnerBackend, hook: str, tmp: str, *args: Any) -> Path:
-    return _built(backend, hook, tmp, backend.call(hook, tmp, *args))
+def _build_privately(backend: inner.InnerBackend, hook: str, scratch: Path, *args: Any) -> Path:
+    """Run ``hook`` into a directory of its own under ``scratch``; the wheel it built,
+    moved out of that directory before anything reads it.
+
+    A backend may leave a thread (or a process) writing into its output directory after
+    the hook returns: what it writes there afterwards is not part of the wheel, and goes
+    with the scratch directory (see :func:`_leftover`).
+    """
+    out, kept = scratch / "inner", scratch / "built"
+    try:
+        out.mkdir()
+        kept.mkdir()
+    except OSError as exc:
+        raise ScratchError(str(scratch), exc.strerror or str(exc)) from None
+    built = _built(backend, hook, str(out), backend.call(hook, str(out), *args))
+    try:
+        return built.replace(kept / built.name)
+    except OSError as exc:
+        raise ScratchError(str(scratch), exc.strerror or str(exc)) from None
+
+
+#: How long the scratch directory must stay removed before relabel believes it: a thread
+#: the inner backend left behind may create its output directory again.
+_QUIET_SECONDS = 0.05
+
+
+def _scratch() -> contextlib.AbstractContextManager[Path]:
+    return scratch_directory(leftover=_leftover, quiet=_QUIET_SECONDS)
+
+
+def _leftover(path: Path, error: OSError) -> None:
+    _warn(
+        f"cannot remove the temporary directory {path} ({error.strerror or error}):"
+        " something the inner build backend started keeps writing into it after its hook"
+        " returned (the wheel was moved out of its reach first); remove the directory once"
+        " the build has ended."
+    )
 
 
 def build_wheel(
@@ -126,13 +183,13 @@ def build_wheel(
     metadata_directory: str | None = None,
 ) -> str:
     with _clean_errors():
-        settings, backend = _load(config_settings)
+        settings, backend = _load(config_settings, warn=True)
         out_dir = Path(wheel_directory)
-        with tempfile.TemporaryDirectory(prefix="relabel-build-") as tmp:
-            built = _build_into_temp(
+        with _scratch() as scratch:
+            built = _build_privately(
                 backend,
                 "build_wheel",
-                tmp,
+                scratch,
                 config.strip_config_settings(config_settings),
                 metadata_directory,
             )
@@ -167,23 +224,45 @@ def _finish(built: Path, out_dir: Path, settings: config.Settings) -> Path:
         text = report.render_text(analysis, target=settings.plat)
         ok = report.meets_target(analysis, settings.plat)
         if not ok and settings.mode == "check":
-            raise PolicyError(
-                report.target_name(analysis, settings.plat),
-                report.blocker_lines(analysis, settings.plat),
-                advice="relabel mode is 'check': the wheel was not changed and not written.",
-            )
+            raise _not_compliant(analysis, settings)
         if not ok:
-            warnings.warn(
-                f"relabel: the wheel is not compliant:\n{text}", UserWarning, stacklevel=1
-            )
+            _warn(f"the wheel is not compliant:\n{text}")
         else:
             _say(text)
         return archive.copy_atomically(built, out_dir)
     result = repair(built, out_dir, _options(settings, strict=False))
     _say(report.render_repair(result))
     if result.plan is not None and result.plan.keeps_linux:
-        warnings.warn(report.render_unmet(result), UserWarning, stacklevel=1)
+        _warn(report.render_unmet(result).removeprefix("relabel: "))
     return result.output
+
+
+def _not_compliant(analysis: Analysis, settings: config.Settings) -> PolicyError:
+    """What ``mode = "check"`` reports: the wheel as built, and what a repair would do."""
+    audit = analysis.audit
+    assert audit is not None  # noqa: S101 - checked by the caller
+    try:
+        target, tagged = plan.choose_target(audit, settings.plat, only_plat=settings.only_plat)
+    except PolicyError as exc:
+        target, tagged = report.target_verdict(audit, settings.plat), ()
+        if target.policy.is_linux:  # a policy that does not exist for this wheel
+            return exc
+    if target.policy.is_linux:  # automatic target, nothing reachable
+        target, tagged = audit.most_permissive, ()
+    grafts = sorted(
+        (soname, path)
+        for soname, path in target.external.items()
+        if path is not None and not LIBPYTHON.match(soname)
+    )
+    blockers = list(dict.fromkeys(target.blockers))
+    return NotCompliantError(
+        report.target_name(analysis, settings.plat),
+        as_built=audit.overall.policy.name,
+        grafts=grafts,
+        repair_tags=[tag for verdict in tagged for tag in verdict.policy.tags()],
+        blockers=[f.describe() for f in blockers],
+        advice=plan.advice(blockers),
+    )
 
 
 def _prepare_metadata(hook: str) -> Callable[..., str]:
@@ -213,10 +292,12 @@ def _build_editable(
 ) -> str:
     # Editable wheels are never distributed: they pass through unrepaired.
     with _clean_errors():
-        _, backend = _load(config_settings)
+        _, backend = _load(config_settings, warn=True)
         stripped = config.strip_config_settings(config_settings)
-        with tempfile.TemporaryDirectory(prefix="relabel-build-") as tmp:
-            built = _build_into_temp(backend, "build_editable", tmp, stripped, metadata_directory)
+        with _scratch() as scratch:
+            built = _build_privately(
+                backend, "build_editable", scratch, stripped, metadata_directory
+            )
             return archive.copy_atomically(built, Path(wheel_directory)).name
 
 

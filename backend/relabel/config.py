@@ -3,13 +3,18 @@
 Sources, lowest to highest precedence:
 
 1. defaults,
-2. ``[tool.relabel]`` in ``pyproject.toml``,
-3. config settings ``relabel.KEY=VALUE`` (``pip --config-settings``, ``build -C``),
-4. environment variables ``RELABEL_KEY`` (upper case, ``-`` as ``_``).
+2. for ``plat`` only, ``AUDITWHEEL_PLAT`` when it is set and not empty (every manylinux
+   image sets it, and ``auditwheel repair`` takes it as its ``--plat`` default),
+3. ``[tool.relabel]`` in ``pyproject.toml``,
+4. config settings ``relabel.KEY=VALUE`` (``pip --config-settings``, ``build -C``),
+5. environment variables ``RELABEL_KEY`` (upper case, ``-`` as ``_``).
 
 Every problem in every source is collected, named with its full key path (for example
 ``tool.relabel.plat`` or ``-C relabel.mode``), given a "did you mean" where one is close,
-and reported once as a :class:`~relabel.errors.ConfigError`. pyproject.toml is read once.
+and reported once as a :class:`~relabel.errors.ConfigError`; ``AUDITWHEEL_PLAT`` is
+checked only when it is the value used. pyproject.toml is read once. A ``RELABEL_*``
+variable that is no setting is reported by :func:`unknown_environment` (a warning, not an
+error: the environment is shared with everything else the build runs).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ else:  # pragma: no cover - exercised on Python < 3.11 only
     import tomli as tomllib
 
 MODES = ("repair", "check", "warn", "skip")
+AUDITWHEEL_PLAT = "AUDITWHEEL_PLAT"
 DEFAULT_BACKEND = "setuptools.build_meta:__legacy__"
 
 
@@ -204,7 +210,7 @@ def _scalar(key: str, raw: object, source: str) -> bool | int | str:
             return raw
         if text in _TRUE or text in _FALSE:
             return text in _TRUE
-        return f"expected true or false, got {type(raw).__name__} {raw!r}"
+        return f"expected true or false, got {raw!r}"
     low, high = _INT_KEYS[key]
     number: int | None = None
     if isinstance(raw, int) and not isinstance(raw, bool):
@@ -212,7 +218,7 @@ def _scalar(key: str, raw: object, source: str) -> bool | int | str:
     elif text is not None and text.lstrip("-").isdigit():
         number = int(text)
     if number is None or not low <= number <= high:
-        return f"expected a whole number from {low} to {high}, got {type(raw).__name__} {raw!r}"
+        return f"expected a whole number from {low} to {high}, got {raw!r}"
     return number
 
 
@@ -225,6 +231,13 @@ def read_pyproject(project_dir: Path) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [
+                f"{path}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start});"
+                " TOML files must be UTF-8 encoded"
+            ]
+        ) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read ({exc.strerror})"]) from None
     return data
@@ -257,9 +270,20 @@ def load(
         collector.take(f"-C {name}", key, raw, source="config-settings")
 
     for key in KEYS:
-        env_name = "RELABEL_" + key.upper().replace("-", "_")
+        env_name = env_name_of(key)
         if env_name in environ:
             collector.take(env_name, key, environ[env_name], source="environment")
+
+    # auditwheel's --plat default; below every source of relabel's own (an empty value is
+    # unset, as auditwheel treats it)
+    plat_given = (
+        "plat" in table
+        or "relabel.plat" in (config_settings or {})
+        or env_name_of("plat") in environ
+    )
+    auditwheel_plat = environ.get(AUDITWHEEL_PLAT, "").strip()
+    if auditwheel_plat and not plat_given:
+        collector.take(AUDITWHEEL_PLAT, "plat", auditwheel_plat, source="auditwheel")
 
     if collector.problems:
         raise ConfigError(collector.problems)
@@ -274,6 +298,32 @@ def load(
             str(project_dir / i) if "/" in i else i for i in values["include"]
         )
     return replace(Settings(), **values)
+
+
+def env_name_of(key: str) -> str:
+    return "RELABEL_" + key.upper().replace("-", "_")
+
+
+#: ``RELABEL_*`` variables relabel reads that are not settings
+OTHER_ENVIRONMENT = frozenset({"RELABEL_PATCHELF"})
+
+
+def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning per ``RELABEL_*`` variable that relabel does not read (a misspelt
+    setting would otherwise be ignored without a word)."""
+    environ = os.environ if environ is None else environ
+    prefix = "RELABEL_"
+    known = [env_name_of(key) for key in KEYS] + sorted(OTHER_ENVIRONMENT)
+    # Compared without the prefix they all share, which would make every name look close.
+    tails = {name[len(prefix) :]: name for name in known}
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith(prefix) or name in known:
+            continue
+        text = f"environment variable {name} is not a relabel setting and is ignored"
+        close = difflib.get_close_matches(name[len(prefix) :].upper(), list(tails), n=1, cutoff=0.6)
+        warnings.append(text + (f"; did you mean {tails[close[0]]}?" if close else ""))
+    return warnings
 
 
 def strip_config_settings(config_settings: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -39,10 +39,16 @@ class ConfigError(RelabelError):
 class InnerBackendError(RelabelError):
     """The real build backend could not be loaded, or one of its hooks failed."""
 
-    def __init__(self, backend: str, message: str) -> None:
+    def __init__(self, backend: str, message: str, *, traceback: str = "") -> None:
         self.backend = backend
         self.message = message
-        super().__init__(f"inner build backend {backend!r}: {message}")
+        #: the backend's own traceback, whole, when it raised
+        self.traceback = traceback
+        text = f"inner build backend {backend!r}: {message}"
+        if traceback.strip():
+            shown = "\n".join(("  " + line).rstrip() for line in traceback.rstrip().splitlines())
+            text += f"\nThe inner backend's traceback:\n{shown}"
+        super().__init__(text)
 
 
 class WheelError(RelabelError):
@@ -150,6 +156,53 @@ class PolicyError(RelabelError):
         if advice:
             text += f"\n{advice}"
         super().__init__(text)
+
+
+class NotCompliantError(PolicyError):
+    """``mode = "check"``: the wheel as built misses its target; what a repair would do."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        as_built: str,
+        grafts: Sequence[tuple[str, str]],
+        repair_tags: Sequence[str],
+        blockers: Sequence[str],
+        advice: str = "",
+    ) -> None:
+        #: the policy the wheel was checked against ("manylinux/musllinux" for auto)
+        self.target = target
+        #: the best tag the wheel meets as it is
+        self.as_built = as_built
+        #: (soname, path on this machine) a repair would graft
+        self.grafts = tuple(grafts)
+        #: the platform tags a repair would give it; empty when it would keep linux_*
+        self.repair_tags = tuple(repair_tags)
+        self.blockers = tuple(blockers)
+        lines = [
+            f"the wheel is not {target} compliant as built (it meets {as_built});"
+            " relabel mode is 'check', so it was not repaired and not written."
+        ]
+        if self.grafts:
+            lines.append("A repair would graft:")
+            lines.extend(f"  - {soname} ({path})" for soname, path in self.grafts)
+        else:
+            lines.append("A repair would graft no library.")
+        if self.repair_tags:
+            lines.append(f"A repair would tag it {', '.join(self.repair_tags)}.")
+        if self.blockers:
+            lines.append(
+                f"What would still block {target} after a repair:"
+                if self.repair_tags
+                else f"A repair would not make it {target} compliant; what would still block it:"
+            )
+            lines.extend(f"  - {b}" for b in self.blockers)
+            if advice:
+                lines.append(advice)
+        else:
+            lines.append("Nothing else blocks it: set mode = 'repair' to repair it.")
+        RelabelError.__init__(self, "\n".join(lines))
 
 
 class ToolError(RelabelError):

@@ -4,14 +4,26 @@ The reference is ``module`` or ``module:object`` exactly as in ``[build-system]`
 (PEP 517); ``backend-path`` entries are prepended to ``sys.path`` the way frontends do for
 in-tree backends, and the loaded module must then come from one of them. A backend that is
 not installed, fails to import, or raises in a hook becomes an
-:class:`~relabel.errors.InnerBackendError` that keeps the backend's own message.
+:class:`~relabel.errors.InnerBackendError` that keeps the backend's own message and its
+whole traceback (without relabel's and importlib's frames). A reference to a module that an
+installed package does not have is told apart from a package that is not installed, with a
+"did you mean" over the package's modules that define ``build_wheel``.
+
+The backend runs in relabel's process: a change it makes to ``tempfile.tempdir`` while it
+is imported or while a hook runs is undone afterwards, so that relabel's own temporary
+files go where the user's ``TMPDIR`` says.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import importlib
 import os
+import pkgutil
+import re
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from relabel.errors import InnerBackendError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from types import ModuleType
 
 
@@ -38,15 +50,47 @@ class InnerBackend:
         if not callable(function):
             raise InnerBackendError(self.reference, f"has no hook {hook!r}")
         try:
-            return function(*args, **kwargs)
+            with _contained():
+                return function(*args, **kwargs)
         except (SystemExit, KeyboardInterrupt):
             raise
         except Exception as exc:
             # Keep the backend's own words (and where they came from) in front of the user.
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             tb = traceback.extract_tb(exc.__traceback__)
-            origin = f" (raised at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
-            raise InnerBackendError(self.reference, f"{hook} failed: {detail}{origin}") from exc
+            origin = f" (raised at {tb[-1].filename}:{tb[-1].lineno})" if len(tb) > 1 else ""
+            raise InnerBackendError(
+                self.reference, f"{hook} failed: {detail}{origin}", traceback=_traceback(exc)
+            ) from exc
+
+
+@contextlib.contextmanager
+def _contained() -> Iterator[None]:
+    """Undo a change the backend makes to ``tempfile.tempdir`` (a directory it may delete,
+    or one that never existed) once it returns control."""
+    saved = tempfile.tempdir
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+
+
+def _foreign_frame(filename: str) -> bool:
+    """Frames of relabel's loader and of importlib: noise in the backend's traceback."""
+    return (
+        filename == __file__
+        or filename.startswith("<frozen importlib")
+        or filename == getattr(importlib, "__file__", None)
+    )
+
+
+def _traceback(exc: BaseException) -> str:
+    """The backend's traceback of ``exc``, chained exceptions included."""
+    summary = traceback.TracebackException.from_exception(exc)
+    summary.stack = traceback.StackSummary.from_list(
+        [frame for frame in summary.stack if not _foreign_frame(frame.filename)]
+    )
+    return "".join(summary.format())
 
 
 def _module_origin(module: ModuleType) -> list[str]:
@@ -59,6 +103,61 @@ def _module_origin(module: ModuleType) -> list[str]:
 
 def _inside(path: str, directory: str) -> bool:
     return path.startswith(os.path.realpath(directory) + os.sep)
+
+
+_DEFINES_BUILD_WHEEL = re.compile(
+    r"^(?:\s*(?:async\s+)?def\s+build_wheel\s*\(|build_wheel\s*=|.*\bimport\b.*\bbuild_wheel\b)",
+    re.MULTILINE,
+)
+
+
+def _defines_build_wheel(info: pkgutil.ModuleInfo) -> bool:
+    """Whether a module's source defines (or imports) ``build_wheel``, read without
+    importing it: importing every candidate would run their code."""
+    finder = info.module_finder
+    find_spec = getattr(finder, "find_spec", None)
+    spec = find_spec(info.name) if callable(find_spec) else None
+    origin = getattr(spec, "origin", None)
+    if not isinstance(origin, str) or not origin.endswith(".py"):
+        return False
+    try:
+        text = Path(origin).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return _DEFINES_BUILD_WHEEL.search(text) is not None
+
+
+def _absent_submodule(reference: str, missing: str) -> str | None:
+    """The problem, worded, when ``missing`` is a module that an importable package lacks
+    (``setuptools.build_mta``); None when the package itself is missing."""
+    parent_name, _, leaf = missing.rpartition(".")
+    parent = sys.modules.get(parent_name) if parent_name else None
+    if parent is None:
+        return None
+    where = ", ".join(_module_origin(parent)) or "a built-in module"
+    search = getattr(parent, "__path__", None)
+    if search is None:
+        return (
+            f"{parent_name!r} (from {where}) is a module, not a package, so it has no module"
+            f" {leaf!r}; an object inside it is named as '{parent_name}:{leaf}'"
+        )
+    backends = [
+        info.name
+        for info in pkgutil.iter_modules(list(search), parent_name + ".")
+        if _defines_build_wheel(info)
+    ]
+    where = ", ".join(os.path.realpath(p) for p in search) or where
+    text = f"package {parent_name!r} is installed (in {where}) but has no module {leaf!r}"
+    leaves = {name.rpartition(".")[2]: name for name in backends}
+    close = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.6)
+    if close:
+        module_name = reference.partition(":")[0]
+        suggestion = leaves[close[0]] + module_name[len(missing) :]
+        _, colon, attribute = reference.partition(":")
+        return f"{text}; did you mean {suggestion + colon + attribute!r}?"
+    if backends:
+        return f"{text}; its modules that define build_wheel: {', '.join(sorted(backends))}"
+    return text
 
 
 def load(
@@ -75,12 +174,16 @@ def load(
             sys.path.remove(path)
         sys.path.insert(0, path)
     try:
-        module: ModuleType = importlib.import_module(module_name)
+        with _contained():
+            module: ModuleType = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         # Only the backend itself (or a package it lives in) missing means "not installed";
         # a module the backend imports in turn is the backend's own import failure.
         missing = exc.name or ""
         if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            absent = _absent_submodule(reference, missing)
+            if absent is not None:
+                raise InnerBackendError(reference, absent) from None
             if paths:
                 raise InnerBackendError(
                     reference,
@@ -93,10 +196,14 @@ def load(
                 " to [build-system].requires in pyproject.toml",
             ) from None
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        raise InnerBackendError(reference, f"import failed: {detail}") from exc
+        raise InnerBackendError(
+            reference, f"import failed: {detail}", traceback=_traceback(exc)
+        ) from exc
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        raise InnerBackendError(reference, f"import failed: {detail}") from exc
+        raise InnerBackendError(
+            reference, f"import failed: {detail}", traceback=_traceback(exc)
+        ) from exc
     if paths:
         origins = _module_origin(module)
         if not any(_inside(o, p) for o in origins for p in paths):

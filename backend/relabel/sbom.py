@@ -39,7 +39,15 @@ def _query(command: Sequence[str], *, partial: bool = False) -> str | None:
     if shutil.which(command[0]) is None:
         return None
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        # Package databases hold whatever bytes packagers wrote: never fail on decoding.
+        proc = subprocess.run(
+            command,
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=60,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout if proc.returncode == 0 or partial else None
