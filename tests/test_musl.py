@@ -8,6 +8,7 @@ Real musl-gcc builds (Debian's musl 1.2.3, x86_64) for the functions added in 1.
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
@@ -380,3 +381,54 @@ def test_auditwheel_differs_on_a_glibc_host(musl_files: MuslFiles, tmp_path: Pat
     ours = analyze(wheel, Options())
     assert ours.audit is not None
     assert ours.audit.overall.policy.name == "musllinux_1_1_x86_64"
+
+
+def test_no_readable_symbols_is_no_evidence_for_1_1() -> None:
+    blind = _info("x86_64")
+    assert blind.undefined == ()
+    assert musl.policy_findings((1, 1), [("pkg/_a.so", blind)], "x86_64") == [
+        (
+            "pkg/_a.so",
+            None,
+            "no dynamic symbol could be read, so the musl release it needs is unknown",
+        )
+    ]
+    assert musl.policy_findings((1, 2), [("pkg/_a.so", blind)], "x86_64") == []
+    # a file that does not load musl at all (a static program) needs nothing from it
+    static = _info("x86_64")
+    static = ElfInfo(**{**static.__dict__, "needed": (), "elf_type": "ET_EXEC"})
+    assert musl.policy_findings((1, 1), [("bin/tool", static)], "x86_64") == []
+
+
+def _strip_section_headers(path: Path, out: Path) -> Path:
+    """What sstrip does: drop the section header table (the loader never reads it)."""
+    data = bytearray(path.read_bytes())
+    assert data[4] == 2  # ELF64
+    struct.pack_into("<Q", data, 0x28, 0)  # e_shoff
+    struct.pack_into("<HHH", data, 0x3A, 0, 0, 0)  # e_shentsize, e_shnum, e_shstrndx
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_section_headers_stripped_still_needs_1_2(musl_files: MuslFiles, tmp_path: Path) -> None:
+    ext = _strip_section_headers(musl_files.new_ext, tmp_path / musl_files.new_ext.name)
+    wheel = make_wheel(tmp_path / "in", {f"pkg/{ext.name}": ext})
+    analysis = analyze(wheel, Options())
+    assert analysis.audit is not None
+    assert analysis.audit.repairable.policy.name in ("musllinux_1_2_x86_64", "linux_x86_64")
+    [*found] = [
+        f.describe()
+        for f in analysis.audit.verdict("musllinux_1_1").blockers
+        if f.kind == MUSL_SYMBOL
+    ]
+    # read through the dynamic segment, the symbols; otherwise, the absence of evidence
+    assert found in (
+        [
+            f"pkg/{ext.name} -> gettid (musl 1.2.2 and later; not in musl 1.1)",
+            f"pkg/{ext.name} -> qsort_r (musl 1.2.3 and later; not in musl 1.1)",
+        ],
+        [
+            f"pkg/{ext.name} -> no dynamic symbol could be read, so the musl release it needs"
+            " is unknown"
+        ],
+    )

@@ -36,7 +36,9 @@ __all__ = [
     "added_symbols",
     "detect_host",
     "host_version",
+    "links_musl",
     "needs_from_musl",
+    "newest_line",
     "parse_loader_banner",
     "policy_findings",
 ]
@@ -72,6 +74,28 @@ def _line(release: str) -> Release:
     return int(major), int(minor)
 
 
+def newest_line() -> Release:
+    """The newest release line the data knows (the musllinux policies stop there too)."""
+    releases: list[str] = _data()["releases"]
+    return _line(releases[-1].lstrip("v"))
+
+
+def links_musl(info: ElfInfo) -> bool:
+    """Whether the file loads musl's libc (its Alpine soname, its plain one, or its loader)."""
+    return any(n.startswith(("libc.musl-", "ld-musl-")) or n == "libc.so" for n in info.needed) or (
+        info.interpreter is not None and Path(info.interpreter).name.startswith("ld-musl-")
+    )
+
+
+def _blind(info: ElfInfo) -> bool:
+    """Nothing readable says what the file takes from outside: no symbols, and either it
+    loads musl or it is a shared object whose dynamic section could not be read either
+    (section headers stripped; a static executable has neither and needs no musl)."""
+    return not info.undefined and (
+        links_musl(info) or (info.elf_type == "ET_DYN" and not info.needed)
+    )
+
+
 def needs_from_musl(
     infos: Iterable[tuple[str, ElfInfo]], arch: str
 ) -> dict[Release, list[tuple[str, str]]]:
@@ -96,16 +120,24 @@ def policy_findings(
     host: HostMusl | None = None,
 ) -> list[tuple[str, str | None, str]]:
     """Why the musllinux policy of release line ``version`` does not fit, as
-    (file, symbol or None, sentence) triples: each symbol of a newer musl, and the host's
-    musl when it is older than the policy."""
+    (file, symbol or None, sentence) triples: each symbol of a newer musl; each file that
+    loads musl but whose symbols cannot be read (no evidence means the newest line, never
+    an older one); and the host's musl when it is older than the policy."""
+    files = list(infos)
     out: list[tuple[str, str | None, str]] = []
     added = added_symbols(arch)
-    for line, pairs in sorted(needs_from_musl(infos, arch).items()):
+    for line, pairs in sorted(needs_from_musl(files, arch).items()):
         if line > version:
             out.extend(
                 (file, symbol, f"{symbol} (musl {added[symbol]} and later; not in musl 1.1)")
                 for file, symbol in pairs
             )
+    if version < newest_line():
+        out.extend(
+            (file, None, "no dynamic symbol could be read, so the musl release it needs is unknown")
+            for file, info in files
+            if _blind(info)
+        )
     if host is not None and host[0][:2] < version:
         (major, minor, patch), loader = host
         out.append(
