@@ -124,3 +124,11 @@ def test_this_machines_musl_agrees_with_the_data(tmp_path: Path) -> None:
     assert have, "the data dates nothing at or before the installed musl"
     assert have <= exported
     assert not (set(added) - have) & exported
+
+
+def test_generator_reads_weak_and_global_assembly_symbols() -> None:
+    # musl 1.1.24's i386 remainder.s exports drem as a weak symbol: still exported
+    gen = _generator()
+    text = ".global remainder\n.type remainder,@function\n.weak drem\n.hidden __x\n"
+    assert gen._ASM_GLOBAL.findall(text) == ["remainder", "drem"]
+    assert gen._ASM_HIDDEN.findall(text) == ["__x"]

@@ -65,9 +65,9 @@ _HIDDEN_ATTRIBUTE = re.compile(
 )
 _ALIAS = re.compile(r"\b(?:weak_alias|strong_alias)\s*\(\s*(\w+)\s*,\s*(\w+)\s*\)")
 _REDIR = re.compile(r"__REDIR\s*\(\s*(\w+)\s*,\s*(\w+)\s*\)")
-_ASM_GLOBAL = re.compile(r"^\s*\.globa?l\s+([\w.$]+(?:\s*,\s*[\w.$]+)*)", re.MULTILINE)
+_ASM_GLOBAL = re.compile(r"^\s*\.(?:globa?l|weak)\s+([\w.$]+(?:\s*,\s*[\w.$]+)*)", re.MULTILINE)
 _ASM_HIDDEN = re.compile(r"^\s*\.hidden\s+([\w.$]+)", re.MULTILINE)
-_INLINE_GLOBAL = re.compile(r"\.globa?l\s+(\w+)")
+_INLINE_GLOBAL = re.compile(r"\.(?:globa?l|weak)\s+(\w+)")
 _INLINE_HIDDEN = re.compile(r"\.hidden\s+(\w+)")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _KEYWORD_TEXT = (
