@@ -289,6 +289,7 @@ def test_wheel_calling_1_2_functions_is_musllinux_1_2(
     assert "gettid (musl 1.2.2 and later; not in musl 1.1)" in text
     data = report.as_json(analysis)
     assert data["repair_tag"] == "musllinux_1_2_x86_64"
+    assert data["sym_tag"] == "musllinux_1_2_x86_64"  # musl's evidence is its symbols
     out = repair(wheel, tmp_path / "out", Options()).output
     assert _platforms(out) == {"musllinux_1_2_x86_64"}
     # asking for the older tag is refused, naming the symbols

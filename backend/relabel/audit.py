@@ -137,7 +137,8 @@ class Audit:
         return next(
             v
             for v in self.verdicts
-            if v.policy.is_linux or not any(f.kind == SYMBOL_VERSION for f in v.findings)
+            if v.policy.is_linux
+            or not any(f.kind in (SYMBOL_VERSION, MUSL_SYMBOL) for f in v.findings)
         )
 
     @property
