@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from relabel import musl
 from relabel.elf import ElfInfo, is_loader
 from relabel.resolve import LIBPYTHON, Library, Node
 
@@ -34,6 +35,7 @@ ISA = "isa-level"
 PYFPE = "pyfpe"
 UCS2 = "ucs2"
 LIBPYTHON_KIND = "libpython"
+MUSL_SYMBOL = "musl-release"  # a symbol (or the host's musl) needs a newer musl release
 
 #: kinds that ``repair`` removes by grafting or patching, so they do not block a repair
 REPAIRABLE = frozenset({EXTERNAL, LIBPYTHON_KIND})
@@ -135,7 +137,8 @@ class Audit:
         return next(
             v
             for v in self.verdicts
-            if v.policy.is_linux or not any(f.kind == SYMBOL_VERSION for f in v.findings)
+            if v.policy.is_linux
+            or not any(f.kind in (SYMBOL_VERSION, MUSL_SYMBOL) for f in v.findings)
         )
 
     @property
@@ -303,6 +306,15 @@ def audit(
                         detail=f"needs the x86-64-v{info.isa_level} instruction set",
                     )
                 )
+        if policy.libc == "musl" and policy.version is not None:
+            # musl has no symbol versions: the names a file takes from libc tell its release
+            files = [(n.member, n.info) for n in nodes] + sorted(grafted.items())
+            findings.extend(
+                Finding(file, MUSL_SYMBOL, symbol=symbol, detail=text)
+                for file, symbol, text in musl.policy_findings(
+                    policy.version, files, arch, host=musl.host_version()
+                )
+            )
         verdicts.append(Verdict(policy, external, by_member, tuple(findings)))
 
     return Audit(
