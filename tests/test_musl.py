@@ -7,6 +7,7 @@ Real musl-gcc builds (Debian's musl 1.2.3, x86_64) for the functions added in 1.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import struct
 import subprocess
@@ -57,7 +58,7 @@ class MuslFiles:
     old_ext: Path  # calls only what musl 1.1 has
     graft_ext: Path  # needs libnew.so.1 (outside the wheel), which calls reallocarray
     libdir: Path
-    time64_ext: Path | None  # i386, references __clock_gettime64 (None without gcc -m32)
+    time64_ext: Path  # i386, references __clock_gettime64
 
 
 def _as_alpine(path: Path, soname: str, cwd: Path) -> None:
@@ -92,13 +93,12 @@ def musl_files(tmp_path_factory: pytest.TempPathFactory) -> MuslFiles:
     for path in (new_ext, old_ext, graft_ext, newlib):
         _as_alpine(path, "libc.musl-x86_64.so.1", root)
 
-    time64_ext: Path | None = root / "_t64.so"
+    time64_ext = root / "_t64.so"
     (root / "t64.c").write_text(TIME64_C)
-    try:
-        _run(["gcc", "-m32", "-fPIC", "-shared", "-nostdlib", "-o", "_t64.so", "t64.c"], root)
-        _run([PATCHELF, "--add-needed", "libc.musl-x86.so.1", "_t64.so"], root)
-    except RuntimeError:
-        time64_ext = None
+    # -nostdlib: gcc emits i386 code without any 32-bit libraries installed, so a failure
+    # here is a broken toolchain, reported as such rather than skipped.
+    _run(["gcc", "-m32", "-fPIC", "-shared", "-nostdlib", "-o", "_t64.so", "t64.c"], root)
+    _run([PATCHELF, "--add-needed", "libc.musl-x86.so.1", "_t64.so"], root)
     return MuslFiles(new_ext, old_ext, graft_ext, libdir, time64_ext)
 
 
@@ -176,6 +176,22 @@ def test_time64_reference_needs_1_2_on_32_bit(arch: str) -> None:
     }
     # the same names on a 64-bit target are not musl's: they say nothing
     assert musl.needs_from_musl(files, "x86_64") == {}
+
+
+def test_weak_references_are_not_evidence() -> None:
+    # musl binds a missing weak symbol to null; code declaring it weak checks for that
+    weak = dataclasses.replace(
+        _info("x86_64"),
+        undefined=(
+            SymbolNeed("gettid", None, None, weak=True),
+            SymbolNeed("strlen", None, None, weak=False),
+        ),
+    )
+    assert musl.needs_from_musl([("pkg/_a.so", weak)], "x86_64") == {}
+    strong = dataclasses.replace(weak, undefined=(SymbolNeed("gettid", None, None, weak=False),))
+    assert musl.needs_from_musl([("pkg/_a.so", strong)], "x86_64") == {
+        (1, 2): [("pkg/_a.so", "gettid")]
+    }
 
 
 def test_names_musl_does_not_export_say_nothing() -> None:
@@ -334,8 +350,6 @@ def test_grafted_library_counts(musl_files: MuslFiles, tmp_path: Path) -> None:
 
 def test_time64_wheel_on_i686_is_musllinux_1_2(musl_files: MuslFiles, tmp_path: Path) -> None:
     ext = musl_files.time64_ext
-    if ext is None:
-        pytest.skip("gcc -m32 is not available")
     wheel = make_wheel(tmp_path / "in", {"pkg/_t64.so": ext}, tag="cp311-cp311-linux_i686")
     analysis = analyze(wheel, Options())
     assert (analysis.arch, analysis.libc) == ("i686", "musl")

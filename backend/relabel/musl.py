@@ -102,13 +102,15 @@ def needs_from_musl(
     """Release line -> every (file, symbol) of ``infos`` that needs it, newer than 1.1 only.
 
     ``infos`` pairs a name to show (the wheel member, or the library to be grafted) with its
-    record. Weak references count too: the loader accepts them missing, but code that calls
-    them without checking would crash, and a wrong wheel is worse than a newer tag.
+    record. Weak references do not count: musl's loader binds a missing weak symbol to
+    null, and a weak declaration is how code says it checks for that at run time (Rust's
+    standard library references ``gettid`` this way in wheels published as musllinux_1_1).
     """
     added = added_symbols(arch)
     out: dict[Release, list[tuple[str, str]]] = {}
     for file, info in infos:
-        for name in sorted({s.name for s in info.undefined if s.version is None} & added.keys()):
+        strong = {s.name for s in info.undefined if s.version is None and not s.weak}
+        for name in sorted(strong & added.keys()):
             out.setdefault(_line(added[name]), []).append((file, name))
     return out
 
