@@ -18,7 +18,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from relabel import archive, patchelf, policy, sbom
 from relabel.archive import _check_member_name
@@ -237,9 +237,35 @@ def _plain_soname(soname: str, library: str) -> str:
     return soname
 
 
-def _opened_for_writing(dest: Path) -> BinaryIO:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    return dest.open("wb")
+def _copy_library(source: str, dest: Path, tree: Path) -> None:
+    """Copy an included library into the scratch tree; a source that cannot be read is
+    the library's problem, a copy that cannot be written the scratch directory's."""
+    try:
+        reader = Path(source).open("rb")  # noqa: SIM115 -- closed below, errors told apart
+    except OSError as exc:
+        raise LibraryError(source, f"cannot be read ({exc.strerror or exc})") from None
+    with reader:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            writer = dest.open("wb")
+        except OSError as exc:
+            raise ScratchError(str(tree), exc.strerror or str(exc)) from None
+        with writer:
+            while True:
+                try:
+                    chunk = reader.read(archive.CHUNK)
+                except OSError as exc:
+                    raise LibraryError(source, f"cannot be read ({exc.strerror or exc})") from None
+                if not chunk:
+                    break
+                try:
+                    writer.write(chunk)
+                except OSError as exc:
+                    raise ScratchError(str(tree), exc.strerror or str(exc)) from None
+    try:
+        dest.chmod(0o755)
+    except OSError as exc:
+        raise ScratchError(str(tree), exc.strerror or str(exc)) from None
 
 
 def _place_included(
@@ -272,17 +298,7 @@ def _place_included(
         soname = _plain_soname(found.soname or Path(wanted).name, real)
         member = f"{libs_dir}/{soname}"
         _check_member_name(real, member)
-        dest = tree / member
-        try:
-            source = Path(real).open("rb")  # noqa: SIM115 -- closed below, errors told apart
-        except OSError as exc:
-            raise LibraryError(real, f"cannot be read ({exc.strerror or exc})") from None
-        try:
-            with source, _opened_for_writing(dest) as out:
-                shutil.copyfileobj(source, out)
-            dest.chmod(0o755)
-        except OSError as exc:
-            raise ScratchError(str(tree), exc.strerror or str(exc)) from None
+        _copy_library(real, tree / member, tree)
         # the copy is the file resolve parsed: only its name in the wheel is new
         infos[member] = dataclasses.replace(found, path=member)
         placed.append((member, real))
