@@ -407,3 +407,16 @@ def test_scripts_still_move(graph: Graph, tmp_path: Path) -> None:
         "$ORIGIN/../demo.libs"
     ]
     dynamic(exe)  # the fixture itself is a valid ELF file
+
+
+def test_auditwheel_finds_nothing_to_graft_in_our_two_copies(graph: Graph, tmp_path: Path) -> None:
+    """cibuildwheel runs auditwheel after the build: our output must satisfy it as is."""
+    pytest.importorskip("auditwheel")
+    c1, c2, _ = graph.ext_col
+    wheel = make_wheel(tmp_path / "in", {f"_c1{EXT_SUFFIX}": c1, f"_c2{EXT_SUFFIX}": c2})
+    ours = repair(wheel, tmp_path / "out", Options()).output
+    proc = _auditwheel("show", "--json", str(ours))
+    assert proc.returncode == 0, proc.stderr
+    theirs = json.loads(proc.stdout)
+    assert theirs["external_libs"] == {}
+    assert theirs["overall_tag"] == "manylinux_2_5_x86_64"
