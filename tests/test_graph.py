@@ -344,6 +344,7 @@ def test_data_member_that_needs_grafts_is_refused(
     assert member in message
     assert f"demo-1.0.data/{scheme}/ install to a directory the installer's scheme" in message
     assert "not one relative to site-packages" in message
+    assert "ship files that need external libraries inside the package" in message
     # the automatic target keeps the linux tag: nothing is written that would not load
     result = repair(wheel, tmp_path / "auto", Options())
     assert result.plan is not None

@@ -242,6 +242,7 @@ def test_needed_path_is_never_resolved_or_grafted(files: Files, tmp_path: Path, 
     assert proc.returncode == 1, proc.stderr
     assert f"{member} -> {entry} (a path, not a library name" in proc.stderr
     assert "cannot be made portable" in proc.stderr
+    assert "To fix: link against libraries that have a SONAME" in proc.stderr
     result = repair(wheel, tmp_path / "auto", Options())
     assert result.plan is not None
     assert result.plan.keeps_linux

@@ -15,7 +15,15 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from relabel.audit import NOT_FOUND, Audit, Finding, Verdict, installed_path
+from relabel.audit import (
+    INSTALL_LOCATION,
+    NOT_FOUND,
+    PATH_NEEDED,
+    Audit,
+    Finding,
+    Verdict,
+    installed_path,
+)
 from relabel.errors import PolicyError
 from relabel.resolve import LIBPYTHON
 
@@ -189,6 +197,13 @@ def advice(blockers: Sequence[Finding]) -> str:
         tips.append("build for the baseline x86-64 instruction set (-march=x86-64)")
     if "blacklisted-symbol" in kinds:
         tips.append("stop using the blacklisted symbols")
+    if PATH_NEEDED in kinds:
+        tips.append("link against libraries that have a SONAME, so DT_NEEDED holds no path")
+    if INSTALL_LOCATION in kinds:
+        tips.append(
+            "ship files that need external libraries inside the package, not in .data/data"
+            " or .data/headers"
+        )
     return ("To fix: " + "; ".join(tips) + ".") if tips else ""
 
 
