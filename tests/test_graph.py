@@ -421,3 +421,28 @@ def test_auditwheel_finds_nothing_to_graft_in_our_two_copies(graph: Graph, tmp_p
     theirs = json.loads(proc.stdout)
     assert theirs["external_libs"] == {}
     assert theirs["overall_tag"] == "manylinux_2_5_x86_64"
+
+
+def test_relabel_repair_of_an_auditwheel_repair_changes_no_file(
+    graph: Graph, tmp_path: Path
+) -> None:
+    pytest.importorskip("auditwheel")
+    c1, c2, _ = graph.ext_col
+    wheel = make_wheel(
+        tmp_path / "in",
+        {"pkg/__init__.py": b"", f"pkg/_c1{EXT_SUFFIX}": c1, f"pkg/_c2{EXT_SUFFIX}": c2},
+    )
+    proc = _auditwheel("repair", str(wheel), "-w", str(tmp_path / "aw"))
+    assert proc.returncode == 0, proc.stderr
+    [theirs] = (tmp_path / "aw").iterdir()
+    result = repair(theirs, tmp_path / "out", Options())
+    assert result.plan is not None
+    assert (result.plan.grafts, result.plan.patches) == ((), ())
+    assert result.output.name == theirs.name
+    before = {n: d for n, d in members(theirs).items() if ".dist-info/" not in n and n[-1] != "/"}
+    after = {n: d for n, d in members(result.output).items() if ".dist-info/" not in n}
+    assert after == before
+    loaded = load_installed(
+        result.output, tmp_path / "site", ["pkg._c1", "pkg._c2"], hide=graph.col_dirs
+    )
+    assert loaded == {"pkg._c1": 1, "pkg._c2": 2}
