@@ -456,3 +456,42 @@ def test_relabel_repair_of_an_auditwheel_repair_changes_no_file(
         result.output, tmp_path / "site", ["pkg._c1", "pkg._c2"], hide=graph.col_dirs
     )
     assert loaded == {"pkg._c1": 1, "pkg._c2": 2}
+
+
+def test_wheel_library_reached_from_several_roots_gets_the_union_of_their_rpaths(
+    graph: Graph, tmp_path: Path
+) -> None:
+    """Two extensions load libA; only the second one's DT_RPATH holds the directory of
+    libB. libA is resolved with both chains; the first extension, alone, misses libB."""
+    second = tmp_path / f"_a2{EXT_SUFFIX}"
+    shutil.copyfile(graph.ext_a, second)
+    subprocess.run(
+        [
+            "patchelf",
+            "--force-rpath",
+            "--set-rpath",
+            "$ORIGIN/../pkg.libs:$ORIGIN/../extra",
+            str(second),
+        ],
+        check=True,
+    )
+    first = f"pkg/_a{EXT_SUFFIX}"
+    wheel = make_wheel(
+        tmp_path / "in",
+        {
+            first: graph.ext_a,
+            f"pkg2/{second.name}": second,
+            "pkg.libs/libA.so.1": graph.libs / "libA.so.1",
+            "extra/libB.so.1": graph.libs / "libB.so.1",
+        },
+        name="pkg",
+    )
+    audit = analyze(wheel, Options()).audit
+    assert audit is not None
+    nodes = {n.member: n for n in audit.nodes}
+    lib_a = nodes["pkg.libs/libA.so.1"]
+    assert lib_a.loaded_by == (first, f"pkg2/{second.name}")
+    assert [d.rsplit("/", 1)[-1] for d in lib_a.inherited] == ["pkg.libs", "extra"]
+    assert lib_a.libraries["libB.so.1"].path is not None
+    missing = [(f.file, f.library) for f in audit.findings() if f.kind == "library-not-found"]
+    assert missing == [(first, "libB.so.1")]
