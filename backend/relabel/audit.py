@@ -14,12 +14,13 @@ grafted, allowed libraries, blacklisted symbols, the x86-64 ISA level, PyFPE and
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from relabel import musl
 from relabel.elf import ElfInfo, is_loader
-from relabel.resolve import LIBPYTHON, Library, Node
+from relabel.resolve import LIBPYTHON, Library, Node, is_path
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +37,8 @@ PYFPE = "pyfpe"
 UCS2 = "ucs2"
 LIBPYTHON_KIND = "libpython"
 MUSL_SYMBOL = "musl-release"  # a symbol (or the host's musl) needs a newer musl release
+PATH_NEEDED = "path-needed"
+INSTALL_LOCATION = "install-location"
 
 #: kinds that ``repair`` removes by grafting or patching, so they do not block a repair
 REPAIRABLE = frozenset({EXTERNAL, LIBPYTHON_KIND})
@@ -65,6 +68,14 @@ class Finding:
             return f"{self.file} -> {self.detail}"
         if self.kind in (EXTERNAL, LIBPYTHON_KIND):
             return f"{self.file} -> {self.library} (not on the allowed list)"
+        if self.kind == PATH_NEEDED:
+            return (
+                f"{self.file} -> {self.library} (a path, not a library name: the loader opens"
+                " it relative to the working directory of the process, so it cannot be made"
+                " portable; link against the library's soname instead)"
+            )
+        if self.kind == INSTALL_LOCATION:
+            return f"{self.file} -> {self.library} ({self.detail})"
         if self.kind == NOT_FOUND:
             return (
                 f"{self.file} -> {self.library} (not found; searched: "
@@ -79,11 +90,14 @@ class Finding:
 class Verdict:
     policy: Policy
     #: soname -> resolved path (None: not found / libpython), for libraries outside the
-    #: policy's allowed list that are not inside the wheel
+    #: policy's allowed list that are not inside the wheel; when wheel files resolve one
+    #: soname to several files, the first (in member order) -- see ``external_files``
     external: Mapping[str, str | None]
     #: wheel member -> its own external sonames (the ones reachable from it)
     external_by_member: Mapping[str, tuple[str, ...]]
     findings: tuple[Finding, ...]  # every reason, including the repairable ones
+    #: real path -> soname of every distinct external file found: what a repair grafts
+    external_files: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def meets_as_is(self) -> bool:
@@ -171,6 +185,36 @@ class Audit:
         ]
 
 
+_DATA = re.compile(r"^[^/]+\.data/([^/]+)/(.+)$")
+
+
+def installed_path(member: str) -> str | None:
+    """Where an installer puts ``member``, relative to site-packages (the wheel spec's
+    scheme mapping): ``<name>.data/platlib/`` and ``purelib/`` contents land at the root;
+    None for ``scripts``, ``headers`` and ``data``, whose directories the installing
+    Python's scheme chooses, nowhere fixed relative to site-packages."""
+    match = _DATA.match(member)
+    if match is None:
+        return member
+    if match.group(1) in ("platlib", "purelib"):
+        return match.group(2)
+    return None
+
+
+def _unreachable_location(member: str) -> str | None:
+    """Why no RPATH from ``member``'s installed place can reach ``<dist>.libs``, if so.
+    Scripts are not here: a repair moves them into platlib (see :class:`plan.Move`)."""
+    match = _DATA.match(member)
+    if match is None or match.group(1) in ("platlib", "purelib", "scripts"):
+        return None
+    return (
+        f"files under {match.group(0).split('/', 1)[0]}/{match.group(1)}/ install to a"
+        " directory the installer's scheme chooses (sys.prefix and friends), not one"
+        " relative to site-packages, so no RPATH can reach grafted libraries from there;"
+        " move the file into the package"
+    )
+
+
 def _inside(path: str | None, root: str) -> bool:
     if path is None:
         return False
@@ -221,6 +265,24 @@ def _symbol_findings(
     return out
 
 
+def _musl_findings(
+    policy: Policy,
+    nodes: Sequence[Node],
+    grafted: Iterable[tuple[str, ElfInfo]],
+    arch: str,
+) -> list[Finding]:
+    """musl has no symbol versions: the names a file takes from libc tell its release."""
+    if policy.libc != "musl" or policy.version is None:
+        return []
+    evidence = [(n.member, n.info) for n in nodes] + sorted(grafted, key=lambda g: g[0])
+    return [
+        Finding(file, MUSL_SYMBOL, symbol=symbol, detail=text)
+        for file, symbol, text in musl.policy_findings(
+            policy.version, evidence, arch, host=musl.host_version()
+        )
+    ]
+
+
 def audit(
     nodes: Sequence[Node],
     policies: Sequence[Policy],
@@ -262,16 +324,25 @@ def audit(
             continue
         findings: list[Finding] = list(common)
         external: dict[str, str | None] = {}
+        files: dict[str, str] = {}
         by_member: dict[str, tuple[str, ...]] = {}
-        grafted: dict[str, ElfInfo] = {}
+        grafted: dict[str, tuple[str, ElfInfo]] = {}  # real path -> (soname, info)
         for node in nodes:
             findings.extend(_symbol_findings(node.member, node.info, policy))
             libs = _external(node, policy.allowed_libs, wheel_root)
             by_member[node.member] = tuple(sorted(libs))
+            unreachable = _unreachable_location(node.member)
             for soname, lib in sorted(libs.items()):
                 external.setdefault(soname, lib.path)
+                if unreachable and not LIBPYTHON.match(soname):
+                    findings.append(
+                        Finding(node.member, INSTALL_LOCATION, library=soname, detail=unreachable)
+                    )
                 if LIBPYTHON.match(soname):
                     findings.append(Finding(node.member, LIBPYTHON_KIND, library=soname))
+                    continue
+                if is_path(soname):
+                    findings.append(Finding(node.member, PATH_NEEDED, library=soname))
                     continue
                 if lib.path is None:
                     findings.append(
@@ -285,8 +356,9 @@ def audit(
                     )
                     continue
                 findings.append(Finding(node.member, EXTERNAL, library=soname))
-                if lib.info is not None and soname not in grafted:
-                    grafted[soname] = lib.info
+                files.setdefault(lib.path, soname)
+                if lib.info is not None and lib.path not in grafted:
+                    grafted[lib.path] = (soname, lib.info)
             undefined = {s.name for s in node.info.undefined if not s.weak} | {"*"}
             for library in node.info.needed:
                 banned = policy.blacklist.get(library)
@@ -295,7 +367,7 @@ def audit(
                         Finding(node.member, BLACKLISTED, library=library, symbol=name)
                         for name in sorted(banned & undefined)
                     )
-        for soname, info in sorted(grafted.items()):
+        for soname, info in sorted(grafted.values(), key=lambda g: g[0]):
             findings.extend(_symbol_findings(soname, info, policy, via=None))
             if isa_check and info.isa_level > 1:
                 findings.append(
@@ -306,16 +378,8 @@ def audit(
                         detail=f"needs the x86-64-v{info.isa_level} instruction set",
                     )
                 )
-        if policy.libc == "musl" and policy.version is not None:
-            # musl has no symbol versions: the names a file takes from libc tell its release
-            files = [(n.member, n.info) for n in nodes] + sorted(grafted.items())
-            findings.extend(
-                Finding(file, MUSL_SYMBOL, symbol=symbol, detail=text)
-                for file, symbol, text in musl.policy_findings(
-                    policy.version, files, arch, host=musl.host_version()
-                )
-            )
-        verdicts.append(Verdict(policy, external, by_member, tuple(findings)))
+        findings.extend(_musl_findings(policy, nodes, grafted.values(), arch))
+        verdicts.append(Verdict(policy, external, by_member, tuple(findings), files))
 
     return Audit(
         arch=arch,

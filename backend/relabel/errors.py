@@ -112,6 +112,9 @@ class ElfError(RelabelError):
         )
 
 
+_SHOWN = 50  # missing libraries named in one message per search path
+
+
 class LibraryNotFoundError(RelabelError):
     """Needed shared libraries that cannot be found where the dynamic loader would look."""
 
@@ -125,13 +128,24 @@ class LibraryNotFoundError(RelabelError):
         #: soname -> (path, why) of the files with that name the search passed over
         #: (unreadable, not an ELF file, another architecture), as the loader does
         self.skipped = {k: tuple(v) for k, v in (skipped or {}).items()}
-        parts = []
+        # The directories are named once per distinct search path and the list is cut
+        # short: a wheel missing thousands of libraries still gets a readable message.
+        groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         for soname, needed_by, searched in self.missing:
+            groups.setdefault(searched, []).append((soname, needed_by))
+        parts = []
+        for searched, entries in groups.items():
+            for soname, needed_by in entries[:_SHOWN]:
+                parts.append(f"  - {soname}, needed by {needed_by}")
+                passed = self.skipped.get(soname, ())
+                if passed:
+                    parts.append(
+                        "    skipped: " + ", ".join(f"{path} ({why})" for path, why in passed)
+                    )
+            if len(entries) > _SHOWN:
+                parts.append(f"  - and {len(entries) - _SHOWN} more")
             where = ", ".join(searched) if searched else "(no directory)"
-            parts.append(f"  - {soname}, needed by {needed_by}; searched: {where}")
-            passed = self.skipped.get(soname, ())
-            if passed:
-                parts.append("    skipped: " + ", ".join(f"{path} ({why})" for path, why in passed))
+            parts.append(f"    searched: {where}")
         text = (
             "cannot find shared "
             + ("library" if len(self.missing) == 1 else "libraries")
@@ -141,6 +155,16 @@ class LibraryNotFoundError(RelabelError):
             " (RELABEL_LIBRARY_DIRS / -C relabel.library-dirs=DIR), or exclude it."
         )
         super().__init__(text)
+
+
+class LibraryError(RelabelError):
+    """A library relabel would put into the wheel that it cannot take (an unsafe SONAME,
+    an unreadable file)."""
+
+    def __init__(self, library: str, message: str) -> None:
+        self.library = library
+        self.message = message
+        super().__init__(f"{library}: {message}")
 
 
 class PolicyError(RelabelError):

@@ -15,24 +15,35 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from relabel.audit import NOT_FOUND, Audit, Finding, Verdict
+from relabel.audit import (
+    INSTALL_LOCATION,
+    NOT_FOUND,
+    PATH_NEEDED,
+    Audit,
+    Finding,
+    Verdict,
+    installed_path,
+)
 from relabel.errors import PolicyError
 from relabel.resolve import LIBPYTHON
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from relabel.elf import ElfInfo
-
 _TOKENS = ("$ORIGIN", "${ORIGIN}")
 
 
 @dataclass(frozen=True)
 class Graft:
+    """One external file copied into the wheel. Grafts are keyed by the file: two files
+    with one soname are two grafts under two names; one content is grafted once."""
+
     soname: str  # as needed by the wheel's files
     source: str  # real path on this machine
     new_name: str  # file name and new SONAME inside the libs directory
     member: str  # path inside the wheel
+    #: wheel members whose closure loads this file
+    needed_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,9 +98,9 @@ class Plan:
         return self.target.policy.is_linux
 
 
-def mangled_name(file_name: str, sha256_hex: str) -> str:
+def mangled_name(file_name: str, sha256_hex: str, length: int = 8) -> str:
     """``libbz2.so.1.0.4`` + hash -> ``libbz2-<8 hex>.so.1.0.4`` (auditwheel's rule)."""
-    short = sha256_hex[:8]
+    short = sha256_hex[:length]
     base, dot, rest = file_name.partition(".")
     if base.endswith("-" + short):
         return file_name
@@ -110,7 +121,7 @@ def choose_target(
     if not requested.reachable:
         raise PolicyError(
             requested.policy.name,
-            [f.describe() for f in _unique(requested.blockers)],
+            describe_blockers(requested.blockers),
             advice=advice(requested.blockers),
         )
     if only_plat or best.policy.priority <= requested.policy.priority:
@@ -142,6 +153,36 @@ def _unique(findings: Sequence[Finding]) -> list[Finding]:
     return list(dict.fromkeys(findings))
 
 
+#: missing libraries named one by one in a message; the rest are counted
+MISSING_SHOWN = 50
+
+
+def describe_blockers(findings: Sequence[Finding]) -> list[str]:
+    """One line per blocker, the missing libraries grouped by the directories searched
+    (named once per group, at most :data:`MISSING_SHOWN` libraries each): a wheel missing
+    thousands of libraries gives a message of a few kilobytes, not megabytes."""
+    lines: list[str] = []
+    groups: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], list[Finding]] = {}
+    for f in _unique(findings):
+        if f.kind == NOT_FOUND:
+            groups.setdefault((f.searched, f.skipped), []).append(f)
+        else:
+            lines.append(f.describe())
+    for (searched, skipped), group in groups.items():
+        if len(group) == 1:
+            lines.append(group[0].describe())
+            continue
+        named = ", ".join(f"{f.library} (needed by {f.file})" for f in group[:MISSING_SHOWN])
+        more = len(group) - MISSING_SHOWN
+        lines.append(
+            f"{len(group)} libraries not found: {named}"
+            + (f" and {more} more" if more > 0 else "")
+            + f"; searched for each: {', '.join(searched) or 'no directory'}"
+            + "".join(f"; skipped {path} ({why})" for path, why in skipped)
+        )
+    return lines
+
+
 def advice(blockers: Sequence[Finding]) -> str:
     kinds = {f.kind for f in blockers}
     tips = []
@@ -156,7 +197,21 @@ def advice(blockers: Sequence[Finding]) -> str:
         tips.append("build for the baseline x86-64 instruction set (-march=x86-64)")
     if "blacklisted-symbol" in kinds:
         tips.append("stop using the blacklisted symbols")
+    if PATH_NEEDED in kinds:
+        tips.append("link against libraries that have a SONAME, so DT_NEEDED holds no path")
+    if INSTALL_LOCATION in kinds:
+        tips.append(
+            "ship files that need external libraries inside the package, not in .data/data"
+            " or .data/headers"
+        )
     return ("To fix: " + "; ".join(tips) + ".") if tips else ""
+
+
+def install_dir(member: str) -> str:
+    """The directory ``member`` is installed to, relative to site-packages (its archive
+    directory for members that land elsewhere: scripts, headers, data)."""
+    installed = installed_path(member)
+    return posixpath.dirname(member if installed is None else installed)
 
 
 def rpath_inside_wheel(entry: str, member_dir: str) -> bool:
@@ -197,27 +252,29 @@ def make_plan(
         unmet = _unique(audit.most_permissive.blockers)
         return Plan(target, tags, unmet=tuple(unmet))
 
-    grafts: dict[str, Graft] = {}
-    for soname, source in sorted(target.external.items()):
-        if source is None or LIBPYTHON.match(soname):
-            continue
-        name = mangled_name(posixpath.basename(source), hashes[source])
-        grafts[soname] = Graft(soname, source, name, f"{libs_dir}/{name}")
+    by_source = _grafts(audit, target, libs_dir, hashes)
+    grafts = tuple(dict.fromkeys(by_source.values()))
 
     patches: list[Patch] = []
     moves: list[Move] = []
     for node in audit.nodes:
         own = target.external_by_member.get(node.member, ())
-        replace = tuple((s, grafts[s].new_name) for s in node.info.needed if s in grafts)
-        remove = tuple(s for s in node.info.needed if LIBPYTHON.match(s))
-        needs_libs = any(s in grafts for s in own) or node.member in rpath_members
+        resolved = {s: lib.path for s, lib in node.libraries.items()}
+        replace = tuple(
+            (s, by_source[p].new_name)
+            for s in node.info.needed
+            if (p := resolved.get(s)) is not None and p in by_source
+        )
+        # only the libpython entries resolve lists: an excluded one stays, as in auditwheel
+        remove = tuple(s for s in node.info.needed if LIBPYTHON.match(s) and s in resolved)
+        needs_libs = any(resolved.get(s) in by_source for s in own) or node.member in rpath_members
         location = node.member
         if needs_libs and scripts_dir and SCRIPTS.match(node.member):
             location = f"{scripts_dir}/{posixpath.basename(node.member)}"
             moves.append(Move(node.member, location))
-        member_dir = posixpath.dirname(location)
+        member_dir = install_dir(location)
         entries = node.info.runpath or node.info.rpath
-        kept = [e for e in entries if rpath_inside_wheel(e, posixpath.dirname(node.member))]
+        kept = [e for e in entries if rpath_inside_wheel(e, install_dir(node.member))]
         if location != node.member:
             kept = []  # relative entries meant the old place
         if needs_libs:
@@ -235,10 +292,10 @@ def make_plan(
         if not patch.empty:
             patches.append(patch)
 
-    for graft in grafts.values():
-        lib = _library_info(audit, graft.soname)
-        needed = lib.needed if lib is not None else ()
-        replace = tuple((s, grafts[s].new_name) for s in needed if s in grafts)
+    deps = _dependencies(audit)
+    for graft in grafts:
+        needed = deps.get(graft.source, {})
+        replace = tuple((s, by_source[p].new_name) for s, p in needed.items() if p in by_source)
         patches.append(
             Patch(
                 graft.member,
@@ -248,12 +305,52 @@ def make_plan(
                 remove_rpath=not replace,
             )
         )
-    return Plan(target, tags, tuple(grafts.values()), tuple(patches), tuple(moves))
+    return Plan(target, tags, grafts, tuple(patches), tuple(moves))
 
 
-def _library_info(audit: Audit, soname: str) -> ElfInfo | None:
+def _grafts(
+    audit: Audit, target: Verdict, libs_dir: str, hashes: Mapping[str, str]
+) -> dict[str, Graft]:
+    """real path -> its graft: one per external file, except that files of one content
+    and one file name (the new name carries the content hash) share one."""
+    users: dict[str, list[str]] = {}
     for node in audit.nodes:
-        lib = node.libraries.get(soname)
-        if lib is not None and lib.info is not None:
-            return lib.info
-    return None
+        for soname in target.external_by_member.get(node.member, ()):
+            lib = node.libraries.get(soname)
+            if lib is not None and lib.path is not None:
+                users.setdefault(lib.path, []).append(node.member)
+    # (name, full hash) -> sources: never one graft for two contents, even when the
+    # eight hex digits of the name agree
+    groups: dict[tuple[str, str], list[str]] = {}
+    for source, soname in sorted(target.external_files.items()):
+        if not LIBPYTHON.match(soname):
+            key = (mangled_name(posixpath.basename(source), hashes[source]), hashes[source])
+            groups.setdefault(key, []).append(source)
+    grafts: dict[str, Graft] = {}
+    taken: set[str] = set()
+    for (short_name, digest), sources in groups.items():
+        first = sources[0]
+        name = short_name
+        if name in taken:
+            name = mangled_name(posixpath.basename(first), digest, 16)
+        taken.add(name)
+        needed_by = tuple(dict.fromkeys(m for s in sources for m in users.get(s, ())))
+        graft = Graft(target.external_files[first], first, name, f"{libs_dir}/{name}", needed_by)
+        grafts.update(dict.fromkeys(sources, graft))
+    return grafts
+
+
+def _dependencies(audit: Audit) -> dict[str, dict[str, str]]:
+    """real path -> (soname -> real path) of what each resolved library needs, as the
+    first node (in member order) that maps it resolved it."""
+    out: dict[str, dict[str, str]] = {}
+    for node in audit.nodes:
+        for lib in node.libraries.values():
+            if lib.path is None or lib.info is None or lib.path in out:
+                continue
+            out[lib.path] = {
+                s: dep.path
+                for s in lib.info.needed
+                if (dep := node.libraries.get(s)) is not None and dep.path is not None
+            }
+    return out

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relabel import archive, patchelf, policy, sbom
-from relabel.audit import NOT_FOUND, Audit, audit
+from relabel.archive import _check_member_name
+from relabel.audit import NOT_FOUND, Audit, audit, installed_path
 from relabel.elf import ElfInfo, looks_like_elf, read_elf
 from relabel.errors import (
+    LibraryError,
     LibraryNotFoundError,
     NotPlatformWheelError,
     OutputError,
@@ -31,8 +33,8 @@ from relabel.errors import (
     ScratchError,
     WheelError,
 )
-from relabel.plan import Patch, Plan, advice, make_plan
-from relabel.resolve import Node, Resolver
+from relabel.plan import Patch, Plan, advice, describe_blockers, make_plan
+from relabel.resolve import Resolver
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -104,8 +106,12 @@ def wheel_arch(wheel: archive.WheelFile) -> str | None:
     return None
 
 
-def _detect_libc(wheel: archive.WheelFile, infos: Mapping[str, ElfInfo]) -> policy.Libc:
-    """musl or glibc, from the ELF files first, then the file names, then the wheel tag."""
+def _detect_libc(
+    wheel: archive.WheelFile, infos: Mapping[str, ElfInfo], root: str = "/"
+) -> policy.Libc:
+    """musl or glibc, as auditwheel decides: from the ELF files (interpreter, DT_NEEDED),
+    then CPython's extension suffix, then the C library of the system the libraries are
+    resolved in (``root``), and only when that has none either, the wheel's tags."""
     for info in infos.values():
         if info.interpreter:
             return policy.Libc.MUSL if "ld-musl-" in info.interpreter else policy.Libc.GLIBC
@@ -117,12 +123,34 @@ def _detect_libc(wheel: archive.WheelFile, infos: Mapping[str, ElfInfo]) -> poli
             if needed == "libc.so.6" or needed.startswith(("ld-linux", "ld64.so.")):
                 return policy.Libc.GLIBC
     for name in infos:
-        # CPython's extension suffix names the C library (...-x86_64-linux-musl.so).
+        # CPython's extension suffix names the C library (...-x86_64-linux-musl.so); before
+        # 3.11 musl builds said -linux-gnu too, so that one counts from 3.11 on.
         if name.endswith(("-linux-musl.so", "-linux-musleabihf.so")):
             return policy.Libc.MUSL
+        soabi = name.rsplit("/", 1)[-1].split(".")[-2:-1]
+        if name.endswith(("-linux-gnu.so", "-linux-gnueabihf.so")) and soabi:
+            implementation, _, rest = soabi[0].partition("-")
+            if implementation == "cpython" and rest[:3].isdigit() and int(rest[:3]) >= 311:
+                return policy.Libc.GLIBC
+    system = _system_libc(root)
+    if system is not None:
+        return system
     if any(t.platform.startswith("musllinux_") for t in wheel.tags):
         return policy.Libc.MUSL
     return policy.Libc.GLIBC
+
+
+def _system_libc(root: str) -> policy.Libc | None:
+    """The C library of the system under ``root``: musl where Alpine's ``libc.musl-*``
+    is (auditwheel's test; a glibc system with the musl package installed has only
+    ``ld-musl-*``), glibc where ``libc.so.6`` is; None for a bare sysroot."""
+    base = Path(root)
+    if any(base.glob("lib/libc.musl-*.so.1")):
+        return policy.Libc.MUSL
+    for pattern in ("lib*/libc.so.6", "lib*/*/libc.so.6", "usr/lib*/libc.so.6"):
+        if any(base.glob(pattern)):
+            return policy.Libc.GLIBC
+    return None
 
 
 def dist_name(wheel: archive.WheelFile) -> str:
@@ -146,9 +174,11 @@ def _scan(
         and looks_like_elf(wheel.head(name))
     ]
 
+    _check_install_clashes(wheel.filename, candidates)
+
     def extract(name: str) -> ElfInfo:
-        wheel.extract(name, tree / name)
-        return read_elf(tree / name, display=name)
+        wheel.extract(name, disk_path(tree, name))
+        return read_elf(disk_path(tree, name), display=name)
 
     # Inflating releases the GIL: large libraries are extracted side by side, largest first.
     by_size = sorted(candidates, key=lambda n: -wheel.members[n].size)
@@ -174,6 +204,70 @@ def _scan(
     return arch, infos, skipped
 
 
+def disk_path(tree: Path, member: str) -> Path:
+    """Where ``member`` is extracted: at its installed place relative to site-packages
+    (``<name>.data/platlib/pkg/x.so`` as ``pkg/x.so``), so that ``$ORIGIN`` means there
+    what it will mean once installed; members installed elsewhere keep their archive path."""
+    return tree / (installed_path(member) or member)
+
+
+def _check_install_clashes(wheel: str, members: Sequence[str]) -> None:
+    seen: dict[Path, str] = {}
+    for name in members:
+        where = disk_path(Path(), name)
+        other = seen.setdefault(where, name)
+        if other != name:
+            raise WheelError(
+                wheel,
+                f"members {other!r} and {name!r} both install to {str(where)!r};"
+                " an installer would overwrite one with the other",
+                member=name,
+            )
+
+
+def _plain_soname(soname: str, library: str) -> str:
+    """``soname`` when it can be a file name in ``<dist>.libs/``; else a clear refusal."""
+    if soname in ("", ".", "..") or any(c in soname for c in "/\\\0"):
+        raise LibraryError(
+            library,
+            f"its SONAME {soname!r} is not a plain file name, so it cannot name the copy"
+            " put into the wheel; leave it out of include, or give it a proper soname"
+            " (patchelf --set-soname)",
+        )
+    return soname
+
+
+def _copy_library(source: str, dest: Path, tree: Path) -> None:
+    """Copy an included library into the scratch tree; a source that cannot be read is
+    the library's problem, a copy that cannot be written the scratch directory's."""
+    try:
+        reader = Path(source).open("rb")  # noqa: SIM115 -- closed below, errors told apart
+    except OSError as exc:
+        raise LibraryError(source, f"cannot be read ({exc.strerror or exc})") from None
+    with reader:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            writer = dest.open("wb")
+        except OSError as exc:
+            raise ScratchError(str(tree), exc.strerror or str(exc)) from None
+        with writer:
+            while True:
+                try:
+                    chunk = reader.read(archive.CHUNK)
+                except OSError as exc:
+                    raise LibraryError(source, f"cannot be read ({exc.strerror or exc})") from None
+                if not chunk:
+                    break
+                try:
+                    writer.write(chunk)
+                except OSError as exc:
+                    raise ScratchError(str(tree), exc.strerror or str(exc)) from None
+    try:
+        dest.chmod(0o755)
+    except OSError as exc:
+        raise ScratchError(str(tree), exc.strerror or str(exc)) from None
+
+
 def _place_included(
     options: Options, resolver: Resolver, tree: Path, libs_dir: str, infos: dict[str, ElfInfo]
 ) -> list[tuple[str, str]]:
@@ -190,18 +284,21 @@ def _place_included(
     placed: list[tuple[str, str]] = []
     missing: list[tuple[str, str, Sequence[str]]] = []
     for wanted in options.include:
-        dirs = [] if "/" in wanted else search
-        target = str(Path(wanted).resolve()) if "/" in wanted else wanted
-        real, found = resolver.find(target, reference, dirs)
+        if "/" in wanted:
+            # a path given by the user (not a DT_NEEDED): looked up in its own directory
+            where = Path(wanted).resolve()
+            dirs: Sequence[str] = [str(where.parent)]
+            real, found = resolver.find(where.name, reference, dirs)
+        else:
+            dirs = search
+            real, found = resolver.find(wanted, reference, dirs)
         if real is None or found is None:
             missing.append((wanted, "include (loaded with dlopen)", dirs))
             continue
-        soname = found.soname or Path(wanted).name
+        soname = _plain_soname(found.soname or Path(wanted).name, real)
         member = f"{libs_dir}/{soname}"
-        dest = tree / member
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(real, dest)
-        dest.chmod(0o755)
+        _check_member_name(real, member)
+        _copy_library(real, tree / member, tree)
         # the copy is the file resolve parsed: only its name in the wheel is new
         infos[member] = dataclasses.replace(found, path=member)
         placed.append((member, real))
@@ -228,10 +325,10 @@ def read_wheel_elves(
         return Analysis(wheel.path, True, None, arch, None, notes=notes)
     libs_dir = dist_name(wheel) + options.lib_sdir
     included = _place_included(options, resolver, tree, libs_dir, infos)
-    libc = _detect_libc(wheel, infos)
-    nodes: list[Node] = [
-        resolver.walk(name, str(tree / name), info) for name, info in infos.items()
-    ]
+    libc = _detect_libc(wheel, infos, resolver.root)
+    nodes = resolver.resolve_wheel(
+        [(name, str(disk_path(tree, name)), info) for name, info in infos.items()]
+    )
     result = audit(
         nodes,
         policy.policies_for(libc, arch),
@@ -302,7 +399,7 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
             output = _passthrough(wheel_path, out_dir)
             return Result(analysis, output, None)
         result = analysis.audit
-        sources = {p for v in result.verdicts for p in v.external.values() if p is not None}
+        sources = {p for v in result.verdicts for p in v.external_files}
         sources |= {source for _, source in analysis.included}  # for the SBOM
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             hashes = dict(zip(sorted(sources), pool.map(_sha256, sorted(sources))))
@@ -319,6 +416,7 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
             rpath_members=rpath_members,
             scripts_dir=f"{name}.scripts",
         )
+        _check_new_members(wheel.filename, plan, analysis)
         if plan.keeps_linux:
             not_found = [f for f in plan.unmet if f.kind == NOT_FOUND]
             if options.strict and not_found:
@@ -328,7 +426,7 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
                 )
             if options.strict:
                 raise PolicyError(
-                    "manylinux/musllinux", [f.describe() for f in plan.unmet], advice(plan.unmet)
+                    "manylinux/musllinux", describe_blockers(plan.unmet), advice(plan.unmet)
                 )
             output = _passthrough(wheel_path, out_dir)
             return Result(analysis, output, plan)
@@ -341,6 +439,16 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
             # with the output directory arrive as OutputError from archive
             raise ScratchError(str(scratch), exc.strerror or str(exc)) from None
         return Result(analysis, output, plan)
+
+
+def _check_new_members(wheel: str, plan: Plan, analysis: Analysis) -> None:
+    """Every member name a repair creates passes the check applied to names read."""
+    for name in (
+        *(g.member for g in plan.grafts),
+        *(m.new_member for m in plan.moves),
+        *(member for member, _ in analysis.included),
+    ):
+        _check_member_name(wheel, name)
 
 
 def _passthrough(wheel_path: Path, out_dir: Path) -> Path:
@@ -429,7 +537,8 @@ def _apply(
         added[graft.member] = produce(graft.member, Path(graft.source), libs / graft.new_name)
     for member in patches:
         if member not in added:
-            replaced[member] = produce(member, tree / member, tree / member)
+            on_disk = disk_path(tree, member)
+            replaced[member] = produce(member, on_disk, on_disk)
     for move in plan.moves:
         added[move.new_member] = replaced.pop(move.member)
         shim = scratch / "shims" / move.member

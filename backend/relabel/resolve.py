@@ -8,16 +8,30 @@ relabel's ``library-dirs`` are searched right after LD_LIBRARY_PATH, as if appen
 ``$ORIGIN``, ``$LIB`` and ``$PLATFORM`` are expanded. A candidate whose ELF class or
 machine differs from the loading object is skipped, as the loader skips it.
 
-The result is a plain graph: for every ELF file of the wheel, every library reachable
-through DT_NEEDED with where it resolved (or the directories searched when it did not).
+The environment part follows auditwheel: ``AUDITWHEEL_LD_LIBRARY_PATH`` first, then
+``LD_LIBRARY_PATH`` (which is left out when the system directories are replaced, as with
+auditwheel's ``--ldpaths``, and under a sysroot, where the host's directories mean
+nothing). An empty entry means the working directory to ld.so; relabel ignores it,
+because the working directory of the installing process has nothing to do with the
+directory relabel happens to run in.
+
+A DT_NEEDED holding a ``/`` is a path the loader opens as it is, relative to the working
+directory of the process: relabel never resolves it (audit reports it as not portable).
+
+A wheel is resolved as a graph (:meth:`Resolver.resolve_wheel`): the roots are the wheel's
+ELF files that no other wheel file loads through DT_NEEDED; a wheel library reached from
+roots is resolved with the DT_RPATH chain its loaders pass down (the union over the roots
+that reach it), a wheel library reached from none is resolved alone.
 Each file is parsed once per run, through a cache shared by the whole walk.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -59,7 +73,11 @@ class Library:
 
 @dataclass(frozen=True)
 class Node:
-    """An ELF file of the wheel with its whole resolved dependency closure."""
+    """An ELF file of the wheel with its whole resolved dependency closure.
+
+    Inside one closure a soname names one file (the loader maps a soname once per
+    process); two nodes may resolve one soname to two different files.
+    """
 
     member: str  # name inside the wheel
     path: str  # extracted location on disk
@@ -68,6 +86,10 @@ class Node:
     libraries: Mapping[str, Library]
     #: soname -> the sonames it needs (the edges), for the libraries that resolved
     edges: Mapping[str, tuple[str, ...]]
+    #: wheel members whose closure loads this file (empty: a root, loaded by nothing)
+    loaded_by: tuple[str, ...] = ()
+    #: the DT_RPATH entries its loaders pass down, as resolved (empty for a root)
+    inherited: tuple[str, ...] = ()
 
 
 @dataclass
@@ -100,8 +122,14 @@ class Resolver:
     def _ld_library_path(self) -> tuple[str, ...]:
         if self.env_paths is not None:
             return tuple(self.env_paths)
-        value = os.environ.get("LD_LIBRARY_PATH", "")
-        return tuple(p for p in value.split(":") if p) if self.root == "/" else ()
+        # auditwheel's order: its own variable, then the loader's, which means nothing
+        # under another root or with the system directories replaced (--ldpaths).
+        value = os.environ.get("AUDITWHEEL_LD_LIBRARY_PATH", "")
+        if self.root == "/" and self.ldpaths is None:
+            value += ":" + os.environ.get("LD_LIBRARY_PATH", "")
+        # An empty entry is the working directory to ld.so; that of the installing
+        # process is unrelated to ours, so it is ignored rather than followed.
+        return tuple(_dedupe(os.path.normpath(p) for p in value.split(":") if p))
 
     def system_dirs(self, info: ElfInfo) -> tuple[str, ...]:
         if self.ldpaths is not None:
@@ -115,8 +143,8 @@ class Resolver:
         dirs: list[str] = []
         if musl:
             paths = sorted(glob.glob(f"{root}/etc/ld-musl-*.path"))
-            if paths:
-                text = Path(paths[0]).read_text(errors="replace")
+            text = _read_config(paths[0]) if paths else None
+            if text is not None:
                 dirs += [root + p.strip() for p in re.split(r"[:\n]", text) if p.strip()]
             else:
                 dirs += [f"{root}/lib", f"{root}/usr/local/lib", f"{root}/usr/lib"]
@@ -160,10 +188,14 @@ class Resolver:
         dirs: Sequence[str],
         skipped: list[tuple[str, str]] | None = None,
     ) -> tuple[str | None, ElfInfo | None]:
-        """The first candidate the loader would map; ``skipped`` collects the others."""
-        # A DT_NEEDED with a slash is a path, used as is (ld.so(8)).
-        candidates = [soname] if "/" in soname else [os.path.join(d, soname) for d in dirs]
-        for candidate in candidates:
+        """The first candidate the loader would map; ``skipped`` collects the others.
+
+        A name with a slash is a path to the loader, opened relative to the working
+        directory of the process: nothing relabel can resolve (:func:`is_path`).
+        """
+        if is_path(soname):
+            return None, None
+        for candidate in (os.path.join(d, soname) for d in dirs):
             if not os.path.isfile(candidate):
                 continue
             real = os.path.realpath(candidate)
@@ -214,50 +246,124 @@ class Resolver:
             fallback = self._expand(root.runpath, os.path.dirname(os.path.abspath(root_path)), root)
         return _dedupe([*rpath, *self._ld_library_path(), *extra, *runpath, *system, *fallback])
 
-    def walk(self, member: str, path: str, info: ElfInfo) -> Node:
-        """Resolve the dependency closure of one wheel file."""
+    def walk(self, member: str, path: str, info: ElfInfo, inherited: Sequence[str] = ()) -> Node:
+        """Resolve the dependency closure of one wheel file.
+
+        ``inherited`` is the DT_RPATH chain the file's loaders pass down to it.
+        """
+        return self._walk(member, path, info, tuple(inherited))[0]
+
+    def _walk(
+        self, member: str, path: str, info: ElfInfo, inherited: tuple[str, ...]
+    ) -> tuple[Node, dict[str, tuple[str, ...]]]:
+        """The node, and for every file mapped, the DT_RPATH chain passed down to it."""
         self.seed(path, info)
         libraries: dict[str, Library] = {}
-        # (object path, its info, the DT_RPATH chain of the objects that loaded it)
-        stack: list[tuple[str, ElfInfo, tuple[str, ...]]] = [(path, info, ())]
-        while stack:
-            obj_path, obj, inherited = stack.pop()
-            dirs = self.search_dirs(obj_path, obj, inherited, info, path)
+        # The loader matches a DT_NEEDED against the sonames already mapped, the file's
+        # own included: a library that needs its own soname is satisfied by itself.
+        present = {info.soname} if info.soname else set()
+        chains: dict[str, tuple[str, ...]] = {}
+        # (object path, its info, the DT_RPATH chain of the objects that loaded it), in the
+        # loader's breadth-first order: who maps a soname first decides the chain it gets
+        queue: deque[tuple[str, ElfInfo, tuple[str, ...]]] = deque([(path, info, inherited)])
+        while queue:
+            obj_path, obj, chain = queue.popleft()
+            dirs = self.search_dirs(obj_path, obj, chain, info, path)
             # A loader that has DT_RUNPATH passes no DT_RPATH down (glibc's cache_rpath).
             own = self._expand(obj.rpath, os.path.dirname(os.path.abspath(obj_path)), obj)
-            passed_down = inherited if obj.runpath else tuple(_dedupe([*own, *inherited]))
+            passed_down = chain if obj.runpath else tuple(_dedupe([*own, *chain]))
             for soname in obj.needed:
-                if is_loader(soname) or soname in libraries:
+                if is_loader(os.path.basename(soname)) or soname in libraries:
+                    continue
+                if soname in present:
+                    continue
+                if self.excluded(soname):
+                    # before libpython, as auditwheel does: excluded means not listed at all
                     continue
                 if LIBPYTHON.match(soname):
                     libraries[soname] = Library(soname, None, ())
-                    continue
-                if self.excluded(soname):
                     continue
                 passed_over: list[tuple[str, str]] = []
                 real, dep = self.find(soname, obj, dirs, passed_over)
                 if real is not None and self.excluded(soname, real):
                     continue
                 libraries[soname] = Library(
-                    soname, real, tuple(dirs), dep, tuple(passed_over) if real is None else ()
+                    soname,
+                    real,
+                    () if is_path(soname) else tuple(dirs),
+                    dep,
+                    tuple(passed_over) if real is None else (),
                 )
                 if real is not None and dep is not None:
-                    stack.append((real, dep, passed_down))
+                    if dep.soname:
+                        present.add(dep.soname)
+                    chains.setdefault(real, passed_down)
+                    queue.append((real, dep, passed_down))
         edges = {
             soname: tuple(s for s in lib.info.needed if s in libraries)
             for soname, lib in libraries.items()
             if lib.info is not None
         }
-        return Node(member, path, info, libraries, edges)
+        return Node(member, path, info, libraries, edges, inherited=inherited), chains
+
+    def resolve_wheel(self, files: Sequence[tuple[str, str, ElfInfo]]) -> tuple[Node, ...]:
+        """Nodes of every (member, extracted path, info) of a wheel, resolved from the roots.
+
+        Every file is first walked as if loaded alone; the files no other walk reaches are
+        the roots. A file the roots reach is walked again with the union of the DT_RPATH
+        chains they pass down to it (ld.so(8): DT_RPATH serves everything loaded below,
+        unless the loadee has DT_RUNPATH, which the walk honours).
+        """
+        by_real = {os.path.realpath(path): member for member, path, _ in files}
+        alone: dict[str, tuple[Node, dict[str, tuple[str, ...]]]] = {
+            member: self._walk(member, path, info, ()) for member, path, info in files
+        }
+        loaders: dict[str, list[str]] = {}
+        for member, (_, chains) in alone.items():
+            for real in chains:
+                loaded = by_real.get(real)
+                if loaded is not None and loaded != member:
+                    loaders.setdefault(loaded, []).append(member)
+        roots = [member for member, _, _ in files if member not in loaders]
+        passed: dict[str, list[str]] = {}
+        reached_from: dict[str, list[str]] = {}
+        for root in roots:
+            for real, chain in alone[root][1].items():
+                loaded = by_real.get(real)
+                if loaded is not None and loaded != root:
+                    passed.setdefault(loaded, []).extend(chain)
+                    reached_from.setdefault(loaded, []).append(root)
+        nodes: list[Node] = []
+        for member, path, info in files:
+            node = alone[member][0]
+            if member in reached_from:
+                node = self.walk(member, path, info, tuple(_dedupe(passed[member])))
+            nodes.append(
+                dataclasses.replace(node, loaded_by=tuple(_dedupe(reached_from.get(member, ()))))
+            )
+        return tuple(nodes)
+
+
+def is_path(needed: str) -> bool:
+    """A DT_NEEDED the loader opens as a path (it holds a slash), not by a search."""
+    return "/" in needed
+
+
+def _read_config(path: str) -> str | None:
+    """A loader configuration file's text, None when it cannot be read (the loader, and
+    ldconfig, pass over such a file too)."""
+    try:
+        return Path(path).read_text(errors="replace")
+    except (OSError, ValueError):
+        return None
 
 
 def _parse_ld_so_conf(conf: str, root: str, seen: set[str]) -> list[str]:
     if conf in seen:
         return []
     seen.add(conf)
-    try:
-        text = Path(conf).read_text(errors="replace")
-    except OSError:
+    text = _read_config(conf)
+    if text is None:
         return []
     dirs: list[str] = []
     for raw in text.splitlines():
