@@ -22,7 +22,7 @@ import relabel.patchelf
 from relabel.elf import ElfInfo, read_elf
 from relabel.errors import ElfError, PatchelfError, ToolError
 from relabel.plan import Patch
-from tests.conftest import EXT_SUFFIX, Fixtures, _extension, _run, make_wheel
+from tests.conftest import EXT_SUFFIX, Fixtures, Foreign, _extension, _run, make_wheel
 from tests.hostile.support import assert_clean_failure, fake_tool, run_relabel, tree
 
 EXT = f"pkg/_loader{EXT_SUFFIX}"
@@ -89,15 +89,25 @@ def built(fixtures: Fixtures, tmp_path_factory: pytest.TempPathFactory) -> Built
 
 
 def _segments(data: bytes) -> list[tuple[int, int, int, int, int]]:
-    """(header offset, p_type, p_offset, p_vaddr, p_filesz) of each program header."""
-    phoff, phentsize, phnum = (
-        struct.unpack_from("<Q", data, 32)[0],
-        *struct.unpack_from("<HH", data, 54),
-    )
+    """(header offset, p_type, p_offset, p_vaddr, p_filesz) of each program header
+    (little-endian files of either class)."""
+    if data[4] == 2:
+        phoff, (phentsize, phnum) = (
+            struct.unpack_from("<Q", data, 32)[0],
+            struct.unpack_from("<HH", data, 54),
+        )
+    else:
+        phoff, (phentsize, phnum) = (
+            struct.unpack_from("<I", data, 28)[0],
+            struct.unpack_from("<HH", data, 42),
+        )
     found = []
     for index in range(phnum):
         at = phoff + index * phentsize
-        p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from("<IIQQQQ", data, at)
+        if data[4] == 2:
+            p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from("<IIQQQQ", data, at)
+        else:
+            p_type, p_offset, p_vaddr, _, p_filesz = struct.unpack_from("<IIIII", data, at)
         found.append((at, p_type, p_offset, p_vaddr, p_filesz))
     return found
 
@@ -106,8 +116,12 @@ def sstrip(data: bytes) -> bytes:
     """What sstrip does: no section header table, nothing after the last segment."""
     end = max(offset + size for _, _, offset, _, size in _segments(data))
     out = bytearray(data[:end])
-    out[40:48] = bytes(8)  # e_shoff
-    out[60:64] = bytes(4)  # e_shnum, e_shstrndx
+    if data[4] == 2:
+        out[40:48] = bytes(8)  # e_shoff
+        out[60:64] = bytes(4)  # e_shnum, e_shstrndx
+    else:
+        out[32:36] = bytes(4)
+        out[48:52] = bytes(4)
     return bytes(out)
 
 
@@ -197,6 +211,52 @@ def test_without_section_headers_the_file_reads_the_same(
     info = read_elf(path)
     assert not info.has_section_headers
     assert dynamic_view(info) == dynamic_view(read_elf(original))
+
+
+def _gcc_built(fixtures: Fixtures, foreign: Foreign, built: Built, tmp: Path) -> dict[str, Path]:
+    files = {
+        name: getattr(fixtures, name)
+        for name in ("libfoo", "libbar", "libnew", "libcxx", "libisa", "exe_foo", "ext_bz2")
+    }
+    files.update(ext=built.ext, sysv=built.sysv, hidden=built.hidden)
+    for name in ("a64_ext", "musl_ext"):  # musl_ext was edited by patchelf
+        if getattr(foreign, name) is not None:
+            files[name] = getattr(foreign, name)
+    (tmp / "b32.c").write_text("int foo(void);\nint bar(void) { return foo(); }\n")
+    lib32 = tmp / "lib32.so"
+    proc = subprocess.run(
+        [
+            "gcc",
+            "-m32",
+            "-shared",
+            "-fPIC",
+            "-nostdlib",
+            "-Wl,-rpath,/opt/x",
+            "-o",
+            str(lib32),
+            "b32.c",
+        ],
+        cwd=tmp,
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode == 0:
+        files["lib32"] = lib32
+    return files
+
+
+def test_every_fixture_reads_the_same_without_section_headers(
+    fixtures: Fixtures, foreign: Foreign, built: Built, tmp_path: Path
+) -> None:
+    files = _gcc_built(fixtures, foreign, built, tmp_path)
+    for name, path in files.items():
+        info = read_elf(write(tmp_path, sstrip(path.read_bytes()), path.name))
+        assert dynamic_view(info) == dynamic_view(read_elf(path)), name
+    assert read_elf(fixtures.libisa).isa_level == 3
+    if "lib32" in files:
+        info = read_elf(write(tmp_path, sstrip(files["lib32"].read_bytes()), "lib32.so"))
+        assert (info.elf_class, info.needed, info.runpath) == (32, (), ("/opt/x",))
+        assert [s.name for s in info.undefined] == ["foo"]
 
 
 def test_each_symbol_count_source_is_exercised(built: Built) -> None:
