@@ -10,9 +10,9 @@ file is refused (patchelf would rewrite the one the loader does not read). A fil
 PT_DYNAMIC loads nothing (a static executable, an object file); a file with a PT_DYNAMIC
 whose tables cannot be read is refused, never taken to need nothing.
 
-This is the only module that uses pyelftools, and only to decode the ELF header into names
-(``EM_X86_64``, ``ET_DYN``...); everything else is read with ``struct`` and ``pread``,
-only what is needed. Files come from wheels built elsewhere, so every table must lie
+This is the only module that uses pyelftools, and only for its tables of names
+(``EM_X86_64``, ``ET_DYN``...); the file is read with ``struct`` and ``pread``, only what
+is needed. Files come from wheels built elsewhere, so every table must lie
 inside the file, every loop is bounded by the file's size, no read or allocation is bigger
 than the file, and names are looked up under a budget; anything else is an
 :class:`~relabel.errors.ElfError`, never a hang or another exception. It never executes
@@ -27,14 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from elftools.common.exceptions import ELFError
-from elftools.construct.core import ConstructError
-from elftools.elf.elffile import ELFFile
+from elftools.elf.enums import ENUM_E_MACHINE, ENUM_E_TYPE, ENUM_EI_OSABI
 
 from relabel.errors import ElfError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
 ELF_MAGIC = b"\x7fELF"
 
@@ -148,9 +146,6 @@ def read_elf(path: str | os.PathLike[str], display: str | None = None) -> ElfInf
             return _parse(_File(stream), shown)
     except _MalformedError as exc:
         raise ElfError(shown, str(exc)) from None
-    except (ELFError, ConstructError) as exc:
-        # pyelftools decodes the header relabel has already checked; kept for safety
-        raise ElfError(shown, str(exc) or type(exc).__name__) from None
     except OSError as exc:
         raise ElfError(shown, exc.strerror or str(exc)) from None
 
@@ -231,10 +226,23 @@ class _Segment:
     align: int
 
 
+def _names(enum: Mapping[str, object]) -> dict[int, str]:
+    """pyelftools' value -> name table (where two names share a value, the last one, as
+    pyelftools' own decoding does); values it does not know are shown as numbers."""
+    return {value: name for name, value in enum.items() if isinstance(value, int)}
+
+
+_MACHINES, _TYPES, _OSABIS = _names(ENUM_E_MACHINE), _names(ENUM_E_TYPE), _names(ENUM_EI_OSABI)
+
+
 @dataclass(frozen=True)
 class _Layout:
     endian: str  # struct byte order character
     elf_class: int
+    machine: str  # e_machine, EI_OSABI and e_type by their gABI names
+    osabi: str
+    elf_type: str
+    flags: int  # e_flags
     sections: tuple[_Section, ...]
     segments: tuple[_Segment, ...]
 
@@ -305,7 +313,17 @@ def _layout(file: _File) -> _Layout:
                 _Segment(v[0], v[1], v[2], v[4], v[5], v[7])
                 for v in struct.iter_unpack(endian + _PHDR[32], table)
             )
-    return _Layout(endian, elf_class, sections, segments)
+    machine, flags = fields[1], fields[6]
+    return _Layout(
+        endian,
+        elf_class,
+        _MACHINES.get(machine, str(machine)),
+        _OSABIS.get(head[7], str(head[7])),
+        _TYPES.get(fields[0], str(fields[0])),
+        flags,
+        sections,
+        segments,
+    )
 
 
 def _named_sections(file: _File, raw: list[tuple[int, ...]], shstrndx: int) -> tuple[_Section, ...]:
@@ -482,14 +500,13 @@ def _dynamic_strings(image: _Image, dynamic: _Dynamic) -> _Strings:
 
 def _parse(file: _File, shown: str) -> ElfInfo:
     layout = _layout(file)
-    header = ELFFile(file.stream).header  # checked above; decoded into names here
-    machine = str(header["e_machine"])
+    machine = layout.machine
     elf_class = layout.elf_class
     little = layout.endian == "<"
     arch = _ARCHES.get((machine, elf_class, little))
     arch_problem = None if arch else f"unsupported machine {machine} ({elf_class}-bit)"
     if arch == "armv7l":
-        flags = int(header["e_flags"])
+        flags = layout.flags
         if flags & _EF_ARM_EABIMASK != _EF_ARM_EABI_VER5:
             arch, arch_problem = None, "ARM EABI version is not 5"
         elif flags & _EF_ARM_ABI_FLOAT_HARD == 0:
@@ -533,11 +550,11 @@ def _parse(file: _File, shown: str) -> ElfInfo:
         elf_class=elf_class,
         little_endian=little,
         machine=machine,
-        osabi=str(header["e_ident"]["EI_OSABI"]),
+        osabi=layout.osabi,
         arch=arch,
         arch_problem=arch_problem,
         isa_level=_x86_isa_level(file, layout) if arch == "x86_64" else 1,
-        elf_type=str(header["e_type"]),
+        elf_type=layout.elf_type,
         interpreter=_interpreter(file, layout),
         soname=soname,
         needed=tuple(needed),
