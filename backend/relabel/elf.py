@@ -776,23 +776,41 @@ class _SymbolTable:
             index = self.defined.find(0, index + 1)
 
     def defined_function_named(self, offsets: set[int]) -> int | None:
-        """The lowest index of a defined function whose st_name is one of ``offsets``."""
-        best: int | None = None
-        for offset in offsets:
-            needle = struct.pack(self.endian + "I", offset)
-            at = self.data.find(needle)
-            while at >= 0:
-                index, rest = divmod(at, self.entsize)
-                if (
-                    rest == 0
-                    and index > 0
-                    and self.defined[index]
-                    and self.data[at + self.at_info] & 0xF == _STT_FUNC
-                    and (best is None or index < best)
-                ):
-                    best = index
-                at = self.data.find(needle, at + 1)
-        return best
+        """The lowest index of a defined function whose st_name is one of ``offsets``.
+
+        Searched in the ``st_name`` column gathered into one contiguous run of 4-byte
+        values, so that other fields cannot produce false hits; a name found at
+        implausibly many offsets is checked symbol by symbol instead (still linear).
+        """
+        count = len(self.defined)
+        names = bytearray(4 * count)
+        for byte in range(4):
+            names[byte::4] = self.data[byte :: self.entsize]
+        if len(offsets) > 64:
+            wanted = {struct.pack(self.endian + "I", offset) for offset in offsets}
+            hits = (i for i in range(1, count) if names[4 * i : 4 * i + 4] in wanted)
+        else:
+            hits = (
+                at // 4
+                for offset in offsets
+                for at in _aligned_finds(names, struct.pack(self.endian + "I", offset))
+            )
+        found = [
+            i
+            for i in hits
+            if i > 0
+            and self.defined[i]
+            and self.data[i * self.entsize + self.at_info] & 0xF == _STT_FUNC
+        ]
+        return min(found, default=None)
+
+
+def _aligned_finds(data: bytearray, needle: bytes) -> Iterator[int]:
+    at = data.find(needle)
+    while at >= 0:
+        if at % 4 == 0:
+            yield at
+        at = data.find(needle, at + 1)
 
 
 def _scan_dynsym(
@@ -913,7 +931,11 @@ def _x86_isa_level(file: _File, layout: _Layout) -> int:
         notes = [s for s in layout.segments if s.type == _PT_NOTE]
     level = 1
     word = 8 if layout.elf_class == 64 else 4  # property alignment (x86-64 psABI)
+    budget = file.size + (1 << 20)
     for segment in notes:
+        budget -= segment.filesz
+        if budget < 0:
+            raise _MalformedError("the note segments overlap beyond any real file")
         data = _data(file, 0, segment.offset, segment.filesz, "a note segment")
         # gABI note layout as glibc's ELF_NOTE_NEXT_OFFSET computes it: name and
         # descriptor each start at the segment's alignment
