@@ -259,7 +259,7 @@ def test_every_fixture_reads_the_same_without_section_headers(
         assert [s.name for s in info.undefined] == ["foo"]
 
 
-def test_each_symbol_count_source_is_exercised(built: Built) -> None:
+def test_each_symbol_count_source_is_exercised(built: Built, tmp_path: Path) -> None:
     # the three ways the symbol count is found, without section headers
     tags = {
         name: {t for _, t, _ in dynamic_entries(getattr(built, name).read_bytes())}
@@ -267,7 +267,35 @@ def test_each_symbol_count_source_is_exercised(built: Built) -> None:
     }
     assert _DT_GNU_HASH in tags["ext"] and _DT_HASH not in tags["ext"]
     assert _DT_HASH in tags["sysv"] and _DT_GNU_HASH not in tags["sysv"]
-    assert read_elf(built.hidden).undefined  # pthread_create, fprintf... from relocations
+    # nothing hashed: every bucket of the GNU hash table is empty, and the count comes
+    # from the relocations
+    data = built.hidden.read_bytes()
+    [address] = [v for _, t, v in dynamic_entries(data) if t == _DT_GNU_HASH]
+    at = _file_offset(data, address)
+    nbuckets, _, bloom, _ = struct.unpack_from("<IIII", data, at)
+    assert not any(struct.unpack_from(f"<{nbuckets}I", data, at + 16 + 8 * bloom))
+    names = {s.name for s in read_elf(write(tmp_path, sstrip(data))).undefined}
+    assert {"pthread_create", "stderr"} <= names
+
+
+def _file_offset(data: bytes, address: int) -> int:
+    for _, p_type, p_offset, p_vaddr, p_filesz in _segments(data):
+        if p_type == _PT_LOAD and p_vaddr <= address < p_vaddr + p_filesz:
+            return address - p_vaddr + p_offset
+    raise AssertionError(f"{address:#x} is not loaded")
+
+
+def test_the_last_of_repeated_entries_wins_as_in_ld_so(fixtures: Fixtures, tmp_path: Path) -> None:
+    # ld.so's elf_get_dynamic_info keeps the last DT_RUNPATH (or DT_SONAME) it meets
+    data = bytearray(fixtures.libbar_runpath.read_bytes())
+    entries = dynamic_entries(bytes(data))
+    [(soname_at, soname)] = [(at, v) for at, t, v in entries if t == 14]
+    [runpath_at] = [at for at, t, _ in entries if t == 29]
+    struct.pack_into("<qQ", data, soname_at, 29, soname)  # a second DT_RUNPATH
+    info = read_elf(write(tmp_path, sstrip(bytes(data)), "libbar.so.1"))
+    later = "$ORIGIN/.." if runpath_at > soname_at else "libbar.so.1"
+    assert info.runpath == (later,)
+    assert info.soname is None
 
 
 def test_renamed_sections_read_the_same(built: Built, tmp_path: Path) -> None:
