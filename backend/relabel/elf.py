@@ -64,7 +64,6 @@ _PYFPE_SYMBOLS = frozenset({"PyFPE_jbuf", "PyFPE_dummy", "PyFPE_counter"})
 _STB_WEAK = 2
 _STT_FUNC = 2
 _STT_NOTYPE = 0
-_SHN_UNDEF = 0
 
 
 @dataclass(frozen=True)
@@ -514,37 +513,8 @@ def _parse(file: _File, shown: str) -> ElfInfo:
 
     image = _Image(file, layout.segments)
     dynamic = _read_dynamic(file, layout, image)
-    soname: str | None = None
-    needed: list[str] = []
-    rpath: tuple[str, ...] = ()
-    runpath: tuple[str, ...] = ()
-    version_needs: list[tuple[str, tuple[str, ...]]] = []
-    symbols = _Symbols((), None, False, False)
-    count, exact = 0, False
-    if dynamic is not None:
-        strings = _dynamic_strings(image, dynamic)
-        for offset in dynamic.needed:
-            name = strings.get(offset)
-            if not name:
-                raise _MalformedError("a DT_NEEDED entry has an empty name")
-            needed.append(name)
-        tags = dynamic.tags
-        if _DT_SONAME in tags:
-            soname = strings.get(tags[_DT_SONAME])
-        if _DT_RPATH in tags:
-            rpath = tuple(p for p in strings.get(tags[_DT_RPATH]).split(":") if p)
-        if _DT_RUNPATH in tags:
-            runpath = tuple(p for p in strings.get(tags[_DT_RUNPATH]).split(":") if p)
-        version_needs, version_index = _version_needs(file, layout, image, tags, strings)
-        count, exact = _symbol_count(file, layout, image, tags, machine)
-        if count:
-            table = _SymbolTable(layout, image, tags[_DT_SYMTAB], count)
-            versym = b""
-            if tags.get(_DT_VERSYM):
-                versym = image.read(tags[_DT_VERSYM], count * 2, "the symbol versions (DT_VERSYM)")
-            module = Path(shown).name.split(".", 1)[0]
-            symbols = _scan_dynsym(table, versym, strings, version_index, module)
-    _check_sections(file, layout, dynamic, count if exact else None)
+    linked = _Linked() if dynamic is None else _linked_info(file, layout, image, dynamic, shown)
+    _check_sections(file, layout, dynamic, linked.exact_count)
     return ElfInfo(
         path=shown,
         elf_class=elf_class,
@@ -556,16 +526,70 @@ def _parse(file: _File, shown: str) -> ElfInfo:
         isa_level=_x86_isa_level(file, layout) if arch == "x86_64" else 1,
         elf_type=layout.elf_type,
         interpreter=_interpreter(file, layout),
-        soname=soname,
-        needed=tuple(needed),
-        rpath=rpath,
-        runpath=runpath,
-        version_needs=tuple(version_needs),
-        undefined=symbols.undefined,
-        python_init=symbols.python_init,
-        uses_pyfpe=symbols.pyfpe,
-        uses_ucs2=symbols.ucs2,
+        soname=linked.soname,
+        needed=linked.needed,
+        rpath=linked.rpath,
+        runpath=linked.runpath,
+        version_needs=linked.version_needs,
+        undefined=linked.symbols.undefined,
+        python_init=linked.symbols.python_init,
+        uses_pyfpe=linked.symbols.pyfpe,
+        uses_ucs2=linked.symbols.ucs2,
         has_section_headers=bool(layout.sections),
+    )
+
+
+@dataclass(frozen=True)
+class _Symbols:
+    undefined: tuple[SymbolNeed, ...] = ()
+    python_init: str | None = None
+    pyfpe: bool = False
+    ucs2: bool = False
+
+
+@dataclass(frozen=True)
+class _Linked:
+    """What the dynamic array says: the file's part of ElfInfo about linking."""
+
+    soname: str | None = None
+    needed: tuple[str, ...] = ()
+    rpath: tuple[str, ...] = ()
+    runpath: tuple[str, ...] = ()
+    version_needs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    symbols: _Symbols = _Symbols()
+    exact_count: int | None = 0  # DT_SYMTAB's length where a hash table gives it
+
+
+def _linked_info(
+    file: _File, layout: _Layout, image: _Image, dynamic: _Dynamic, shown: str
+) -> _Linked:
+    strings = _dynamic_strings(image, dynamic)
+    needed = tuple(strings.get(offset) for offset in dynamic.needed)
+    if not all(needed):
+        raise _MalformedError("a DT_NEEDED entry has an empty name")
+    tags = dynamic.tags
+
+    def path_list(tag: int) -> tuple[str, ...]:
+        return tuple(p for p in strings.get(tags[tag]).split(":") if p) if tag in tags else ()
+
+    version_needs, version_index = _version_needs(file, layout, image, tags, strings)
+    count, exact = _symbol_count(file, layout, image, tags, layout.machine)
+    symbols = _Symbols()
+    if count:
+        table = _SymbolTable(layout, image, tags[_DT_SYMTAB], count)
+        versym = b""
+        if tags.get(_DT_VERSYM):
+            versym = image.read(tags[_DT_VERSYM], count * 2, "the symbol versions (DT_VERSYM)")
+        module = Path(shown).name.split(".", 1)[0]
+        symbols = _scan_dynsym(table, versym, strings, version_index, module)
+    return _Linked(
+        soname=strings.get(tags[_DT_SONAME]) if _DT_SONAME in tags else None,
+        needed=needed,
+        rpath=path_list(_DT_RPATH),
+        runpath=path_list(_DT_RUNPATH),
+        version_needs=tuple(version_needs),
+        symbols=symbols,
+        exact_count=count if exact else None,
     )
 
 
@@ -733,14 +757,6 @@ def _referenced_symbols(layout: _Layout, image: _Image, tags: dict[int, int]) ->
         values = struct.unpack(f"{layout.endian}{count * words}{'Q' if word == 8 else 'I'}", data)
         highest = max(highest, max(values[1::words]) >> shift)
     return highest + 1
-
-
-@dataclass(frozen=True)
-class _Symbols:
-    undefined: tuple[SymbolNeed, ...]
-    python_init: str | None
-    pyfpe: bool
-    ucs2: bool
 
 
 class _SymbolTable:
