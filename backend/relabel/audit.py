@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from relabel import musl
+from relabel import android, musl
 from relabel.elf import ElfInfo, is_loader
 from relabel.resolve import LIBPYTHON, Library, Node
 
@@ -36,6 +36,7 @@ PYFPE = "pyfpe"
 UCS2 = "ucs2"
 LIBPYTHON_KIND = "libpython"
 MUSL_SYMBOL = "musl-release"  # a symbol (or the host's musl) needs a newer musl release
+ANDROID_API = "android-api-level"  # a graft the tag's Android API level cannot load
 
 #: kinds that ``repair`` removes by grafting or patching, so they do not block a repair
 REPAIRABLE = frozenset({EXTERNAL, LIBPYTHON_KIND})
@@ -197,6 +198,21 @@ def _external(node: Node, allowed: frozenset[str], root: str) -> dict[str, Libra
     return found
 
 
+def _android_runpath_finding(member: str, soname: str, policy: Policy) -> Finding:
+    # A grafted library is found only through DT_RUNPATH=$ORIGIN/..., which bionic's
+    # loader ignores before API level 24.
+    return Finding(
+        member,
+        ANDROID_API,
+        library=soname,
+        detail=(
+            f"{soname} would be grafted, and the Android loader finds grafted libraries"
+            f" (through DT_RUNPATH) only from API level {android.RUNPATH_API};"
+            f" {policy.name} is API level {policy.api_level}"
+        ),
+    )
+
+
 def _symbol_findings(
     where: str, info: ElfInfo, policy: Policy, via: str | None = None
 ) -> Iterable[Finding]:
@@ -267,6 +283,8 @@ def audit(
         for node in nodes:
             findings.extend(_symbol_findings(node.member, node.info, policy))
             libs = _external(node, policy.allowed_libs, wheel_root)
+            if policy.links_libpython:
+                libs = {s: lib for s, lib in libs.items() if not LIBPYTHON.match(s)}
             by_member[node.member] = tuple(sorted(libs))
             for soname, lib in sorted(libs.items()):
                 external.setdefault(soname, lib.path)
@@ -285,6 +303,8 @@ def audit(
                     )
                     continue
                 findings.append(Finding(node.member, EXTERNAL, library=soname))
+                if policy.api_level is not None and policy.api_level < android.RUNPATH_API:
+                    findings.append(_android_runpath_finding(node.member, soname, policy))
                 if lib.info is not None and soname not in grafted:
                     grafted[soname] = lib.info
             undefined = {s.name for s in node.info.undefined if not s.weak} | {"*"}

@@ -43,6 +43,8 @@ class Patch:
     remove_needed: tuple[str, ...] = ()
     set_rpath: str | None = None
     remove_rpath: bool = False
+    #: write set_rpath as DT_RUNPATH instead of DT_RPATH (Android's loader reads only that)
+    runpath: bool = False
 
     @property
     def empty(self) -> bool:
@@ -124,18 +126,26 @@ def _find_verdict(audit: Audit, plat: str) -> Verdict:
     except KeyError:
         pass
     known = ", ".join(v.policy.name for v in audit.verdicts)
-    family = "musllinux" if plat.startswith("musllinux") else "manylinux"
-    wanted_libc = "musl" if family == "musllinux" else "glibc"
+    families = {"musl": "musllinux", "glibc": "manylinux", "android": "android"}
+    wanted_libc = next(
+        (libc for libc, family in families.items() if plat.startswith(family)), "glibc"
+    )
     if audit.libc and audit.libc != wanted_libc:
         problem = (
             f"{plat!r} is a {wanted_libc} policy, but this wheel's files are linked against"
             f" {audit.libc}; {audit.libc} wheels take "
-            + ("musllinux" if audit.libc == "musl" else "manylinux")
+            + families.get(audit.libc, "manylinux")
             + f" policies (here: {known})"
+        )
+    elif audit.libc == "android":
+        problem = (
+            f"an Android wheel keeps the tag it was built for (here: {known}); build it"
+            f" again for {plat!r} instead"
         )
     else:
         problem = f"no policy {plat!r} exists for {audit.arch} (known here: {known})"
-    raise PolicyError(plat if plat.endswith(audit.arch) else f"{plat}_{audit.arch}", [problem])
+    full = plat.endswith(audit.arch) or plat.startswith("android_")
+    raise PolicyError(plat if full else f"{plat}_{audit.arch}", [problem])
 
 
 def _unique(findings: Sequence[Finding]) -> list[Finding]:
@@ -206,10 +216,12 @@ def make_plan(
 
     patches: list[Patch] = []
     moves: list[Move] = []
+    keep_libpython = target.policy.links_libpython
+    runpath = target.policy.runpath_only
     for node in audit.nodes:
         own = target.external_by_member.get(node.member, ())
         replace = tuple((s, grafts[s].new_name) for s in node.info.needed if s in grafts)
-        remove = tuple(s for s in node.info.needed if LIBPYTHON.match(s))
+        remove = () if keep_libpython else tuple(s for s in node.info.needed if LIBPYTHON.match(s))
         needs_libs = any(s in grafts for s in own) or node.member in rpath_members
         location = node.member
         if needs_libs and scripts_dir and SCRIPTS.match(node.member):
@@ -226,12 +238,13 @@ def make_plan(
         kept = list(dict.fromkeys(kept))
         set_rpath: str | None = None
         remove_rpath = False
-        if kept != list(entries) or (needs_libs and not node.info.rpath):
+        has_own = node.info.runpath if runpath else node.info.rpath
+        if kept != list(entries) or (needs_libs and not has_own):
             # DT_RPATH (--force-rpath), as auditwheel writes: unlike DT_RUNPATH it also
             # serves the dependencies' lookups and dlopen calls made from the file.
             set_rpath = ":".join(kept) if kept else None
             remove_rpath = not kept
-        patch = Patch(node.member, None, replace, remove, set_rpath, remove_rpath)
+        patch = Patch(node.member, None, replace, remove, set_rpath, remove_rpath, runpath)
         if not patch.empty:
             patches.append(patch)
 
@@ -246,6 +259,7 @@ def make_plan(
                 replace_needed=replace,
                 set_rpath="$ORIGIN" if replace else None,
                 remove_rpath=not replace,
+                runpath=runpath,
             )
         )
     return Plan(target, tags, tuple(grafts.values()), tuple(patches), tuple(moves))
