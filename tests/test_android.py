@@ -5,6 +5,7 @@ output (the NDK itself is not available here), with auditwheel side by side."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -229,6 +230,26 @@ def test_repair_grafts_libcxx_with_runpath_and_keeps_the_tag(
     assert again.audit.overall.policy.name == "android_24_x86_64"
 
 
+def test_patchelf_writes_runpath_for_android() -> None:
+    from relabel.patchelf import arguments
+    from relabel.plan import Patch
+
+    assert arguments(Patch("m", set_rpath="$ORIGIN", runpath=True)) == ["--set-rpath", "$ORIGIN"]
+    assert "--force-rpath" in arguments(Patch("m", set_rpath="$ORIGIN"))
+
+
+def test_an_existing_rpath_becomes_runpath(android_x86_64: Android, tmp_path: Path) -> None:
+    ext = tmp_path / "src" / android_x86_64.ext.name
+    ext.parent.mkdir()
+    shutil.copyfile(android_x86_64.ext, ext)
+    _run("patchelf", "--force-rpath", "--set-rpath", "$ORIGIN", ext)
+    assert read_elf(ext).rpath == ("$ORIGIN",)
+    wheel = android_x86_64.wheel(tmp_path / "in", 24, ext)
+    out = repair(wheel, tmp_path / "out", Options(library_dirs=(str(android_x86_64.cxx_dir),)))
+    info = read_elf(unzip(out.output, tmp_path / "tree") / "demo" / ext.name)
+    assert (info.rpath, info.runpath) == ((), ("$ORIGIN", "$ORIGIN/../demo.libs"))
+
+
 def test_api_level_below_24_cannot_reach_a_graft(android_x86_64: Android, tmp_path: Path) -> None:
     wheel = android_x86_64.wheel(tmp_path / "in", 23, android_x86_64.ext)
     options = Options(library_dirs=(str(android_x86_64.cxx_dir),))
@@ -363,7 +384,9 @@ def test_deliberate_differences_from_auditwheel(android_x86_64: Android, tmp_pat
     )
     assert ours_23.returncode != 0
     assert "Traceback" not in ours_23.stderr
+    assert "cannot be made android_23_x86_64 compliant" in ours_23.stderr
     assert "API level 24" in ours_23.stderr
+    assert "ANDROID_STL=c++_static" in ours_23.stderr  # the way out
 
 
 # -- real wheels from PyPI --------------------------------------------------------------

@@ -155,7 +155,21 @@ def _unique(findings: Sequence[Finding]) -> list[Finding]:
 def advice(blockers: Sequence[Finding]) -> str:
     kinds = {f.kind for f in blockers}
     tips = []
-    if "symbol-version" in kinds:
+    # bionic's version nodes are LIBC_<release>; glibc's are GLIBC_<version>
+    bionic = any(
+        f.kind == "symbol-version" and (f.version or "").startswith("LIBC_") for f in blockers
+    )
+    if bionic:
+        tips.append(
+            "build for the API level of the wheel's tag (the NDK's --target"
+            " <triple><api level>), or tag the wheel for the API level it needs"
+        )
+    if "android-api-level" in kinds:
+        tips.append(
+            "tag the wheel for API level 24 or newer, or link the C++ runtime statically"
+            " (ANDROID_STL=c++_static)"
+        )
+    if "symbol-version" in kinds and not bionic:
         tips.append(
             "build on an older system (a manylinux container image) so the toolchain"
             " links against older symbol versions"

@@ -383,7 +383,12 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
                 )
             if options.strict:
                 raise PolicyError(
-                    "manylinux/musllinux", [f.describe() for f in plan.unmet], advice(plan.unmet)
+                    # an Android wheel has one policy, its tag
+                    result.most_permissive.policy.name
+                    if analysis.libc == policy.Libc.ANDROID
+                    else "manylinux/musllinux",
+                    [f.describe() for f in plan.unmet],
+                    advice(plan.unmet),
                 )
             output = _passthrough(wheel_path, out_dir)
             return Result(analysis, output, plan)
