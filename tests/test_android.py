@@ -43,6 +43,12 @@ void *PyInit__demo(void) {
 """
 EXT_O_SRC = "int o_fn(void);\nvoid *PyInit__newer(void) { return (void *)(long)o_fn(); }\n"
 EXT_PLAIN_SRC = "int old_fn(void);\nvoid *PyInit__plain(void) { return (void *)(long)old_fn(); }\n"
+# What the NDK's crtbegin objects put in every file: the API level it was compiled for.
+NOTE_26 = (
+    '__asm__(".pushsection .note.android.ident,\\"a\\",%note\\n.balign 4\\n'
+    '.long 8\\n.long 132\\n.long 1\\n.asciz \\"Android\\"\\n.balign 4\\n'
+    '.long 26\\n.fill 128,1,0\\n.popsection\\n");\n'
+)
 
 
 def _run(*cmd: str | Path) -> None:
@@ -58,6 +64,7 @@ class Android:
     ext: Path  # _demo: libc.so (LIBC, LIBC_N), liblog.so, libc++_shared.so, libpython3.13.so
     ext_o: Path  # _newer: needs LIBC_O (API level 26)
     ext_plain: Path  # _plain: only libc.so
+    ext_noted: Path  # _noted: only libc.so, and the NDK's note saying API level 26
 
     def wheel(self, where: Path, api: int, *files: Path, tag: str | None = None) -> Path:
         plat = tag or f"android_{api}_{self.abi}"
@@ -87,7 +94,13 @@ def _build(root: Path, abi: str, flags: tuple[str, ...]) -> Android:
          "--add-needed", "libdl.so", cxx / "libc++_shared.so")  # fmt: skip
     suffix = SUFFIX.format(triple=TRIPLES[abi])
     built = []
-    for name, src in (("_demo", EXT_SRC), ("_newer", EXT_O_SRC), ("_plain", EXT_PLAIN_SRC)):
+    sources = (
+        ("_demo", EXT_SRC),
+        ("_newer", EXT_O_SRC),
+        ("_plain", EXT_PLAIN_SRC),
+        ("_noted", EXT_PLAIN_SRC.replace("_plain", "_noted") + NOTE_26),
+    )
+    for name, src in sources:
         (root / f"{name}.c").write_text(src)
         dest = out / f"{name}{suffix}"
         libs = ["-l:libc.so"]
@@ -275,6 +288,34 @@ def test_newer_bionic_symbols_need_a_newer_tag(android_x86_64: Android, tmp_path
     audit26 = analyze(at26, Options()).audit
     assert audit26 is not None
     assert audit26.overall.policy.name == "android_26_x86_64"
+
+
+def test_files_built_for_a_newer_api_level_than_the_tag(
+    android_x86_64: Android, tmp_path: Path
+) -> None:
+    assert read_elf(android_x86_64.ext_noted).android_api == 26
+    at24 = android_x86_64.wheel(tmp_path / "24", 24, android_x86_64.ext_noted)
+    audit = analyze(at24, Options()).audit
+    assert audit is not None
+    assert audit.repairable.policy.is_linux
+    (finding,) = audit.findings()
+    assert finding.kind == "android-api-level"
+    assert "API level 26" in finding.detail
+    with pytest.raises(PolicyError) as info:
+        repair(at24, tmp_path / "out", Options(plat="android_24_x86_64"))
+    assert "tag the wheel for the API level its files were built for" in str(info.value)
+    at26 = android_x86_64.wheel(tmp_path / "26", 26, android_x86_64.ext_noted)
+    audit26 = analyze(at26, Options()).audit
+    assert audit26 is not None
+    assert audit26.overall.policy.name == "android_26_x86_64"
+    # the note alone says Android, whatever the file is called
+    renamed = tmp_path / "_noted.so"
+    shutil.copyfile(android_x86_64.ext_noted, renamed)
+    plain = make_wheel(
+        tmp_path / "linux", {"demo/_noted.so": renamed}, tag=f"{PY}-{PY}-linux_x86_64"
+    )
+    with pytest.raises(WheelError, match="android_<api>_<abi>"):
+        analyze(plain, Options())
 
 
 def test_host_libraries_are_never_grafted(android_x86_64: Android, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "AndroidTag",
     "arch_for_abi",
     "is_android_file",
+    "newer_than",
     "parse_tag",
 ]
 
@@ -85,10 +86,28 @@ def parse_tag(platform: str) -> AndroidTag | None:
 
 
 def is_android_file(name: str, info: ElfInfo) -> bool:
-    """Whether an ELF file was built for Android: bionic's linker or CPython's suffix."""
+    """Whether an ELF file was built for Android: the NDK's note, bionic's linker, or
+    CPython's extension suffix."""
+    if info.android_api is not None:
+        return True
     if info.interpreter:
         return info.interpreter in _LINKERS
     return name.endswith(_SUFFIXES)
+
+
+def newer_than(info: ElfInfo, api_level: int) -> str | None:
+    """Why ``info`` cannot load at ``api_level`` by its own word, or None.
+
+    The NDK records the API level a file was compiled for; code built for a newer level
+    may call what older releases lack, in libraries bionic does not version (libandroid,
+    liblog, ...), so the symbol versions alone would not catch it.
+    """
+    if info.android_api is None or info.android_api <= api_level:
+        return None
+    return (
+        f"built for Android API level {info.android_api} (its .note.android.ident),"
+        f" newer than the tag's {api_level}"
+    )
 
 
 def arch_for_abi(info: ElfInfo, abi: str) -> ElfInfo:

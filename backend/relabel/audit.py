@@ -213,6 +213,13 @@ def _android_runpath_finding(member: str, soname: str, policy: Policy) -> Findin
     )
 
 
+def _android_level(where: str, info: ElfInfo, policy: Policy) -> list[Finding]:
+    if policy.api_level is None:
+        return []
+    why = android.newer_than(info, policy.api_level)
+    return [] if why is None else [Finding(where, ANDROID_API, detail=why)]
+
+
 def _symbol_findings(
     where: str, info: ElfInfo, policy: Policy, via: str | None = None
 ) -> Iterable[Finding]:
@@ -282,6 +289,7 @@ def audit(
         grafted: dict[str, ElfInfo] = {}
         for node in nodes:
             findings.extend(_symbol_findings(node.member, node.info, policy))
+            findings.extend(_android_level(node.member, node.info, policy))
             libs = _external(node, policy.allowed_libs, wheel_root)
             if policy.links_libpython:
                 libs = {s: lib for s, lib in libs.items() if not LIBPYTHON.match(s)}
@@ -317,6 +325,7 @@ def audit(
                     )
         for soname, info in sorted(grafted.items()):
             findings.extend(_symbol_findings(soname, info, policy, via=None))
+            findings.extend(_android_level(soname, info, policy))
             if isa_check and info.isa_level > 1:
                 findings.append(
                     Finding(

@@ -95,6 +95,8 @@ class ElfInfo:
     python_init: str | None  # the defined PyInit_* (or py2 init*) symbol, if any
     uses_pyfpe: bool
     uses_ucs2: bool
+    #: the API level the NDK built the file for (its .note.android.ident), None elsewhere
+    android_api: int | None = None
 
     @property
     def is_python_extension(self) -> bool:
@@ -397,6 +399,7 @@ def _parse(file: _File, shown: str) -> ElfInfo:
         python_init=python_init,
         uses_pyfpe=pyfpe,
         uses_ucs2=ucs2,
+        android_api=_android_api(file, layout),
     )
 
 
@@ -547,6 +550,26 @@ def _scan_dynsym(
         if "PyUnicodeUCS2_" in name and kind == _STT_FUNC:
             ucs2 = True
     return tuple(undefined), python_init, pyfpe, ucs2
+
+
+def _android_api(file: _File, layout: _Layout) -> int | None:
+    """The API level in the NDK's ``.note.android.ident`` (owner "Android", type 1, the
+    level as the first word of the description), written by its crtbegin objects."""
+    section = layout.by_name.get(".note.android.ident")
+    if section is None or section.type != _SHT_NOTE:
+        return None
+    data = _section_data(file, section)
+    if len(data) < 12:
+        return None
+    namesz, descsz, kind = struct.unpack_from(layout.endian + "III", data, 0)
+    name = data[12 : 12 + namesz]
+    desc_at = 12 + ((namesz + 3) & ~3)
+    if kind != 1 or name.rstrip(b"\0") != b"Android" or descsz < 4:
+        return None
+    if desc_at + 4 > len(data):
+        return None
+    (level,) = struct.unpack_from(layout.endian + "I", data, desc_at)
+    return int(level)
 
 
 def _x86_isa_level(file: _File, layout: _Layout) -> int:

@@ -164,7 +164,13 @@ def advice(blockers: Sequence[Finding]) -> str:
             "build for the API level of the wheel's tag (the NDK's --target"
             " <triple><api level>), or tag the wheel for the API level it needs"
         )
-    if "android-api-level" in kinds:
+    levels = [f for f in blockers if f.kind == "android-api-level"]
+    if any(f.library is None for f in levels):  # a file's own note names a newer level
+        tips.append(
+            "tag the wheel for the API level its files were built for, or build them for"
+            " the tag's (the NDK's --target <triple><api level>)"
+        )
+    if any(f.library is not None for f in levels):
         tips.append(
             "tag the wheel for API level 24 or newer, or link the C++ runtime statically"
             " (ANDROID_STL=c++_static)"
