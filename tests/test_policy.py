@@ -23,7 +23,8 @@ from relabel.policy import (
     policies_for,
 )
 
-LIBC_ARCH = [(libc, arch) for libc in Libc for arch in ARCHITECTURES]
+# Android policies come from the wheel's tag, not from (libc, arch): see test_android.py
+LIBC_ARCH = [(libc, arch) for libc in (Libc.GLIBC, Libc.MUSL) for arch in ARCHITECTURES]
 LIBC_ARCH_IDS = [f"{libc.value}-{arch}" for libc, arch in LIBC_ARCH]
 POLICIES = [p for libc, arch in LIBC_ARCH for p in policies_for(libc, arch) if not p.is_linux]
 GLIBC_NAMESPACES = ("GLIBC", "GLIBCXX", "CXXABI", "GCC", "ZLIB", "LIBATOMIC")

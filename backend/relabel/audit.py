@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from relabel import musl
+from relabel import android, musl
 from relabel.elf import ElfInfo, is_loader
 from relabel.resolve import LIBPYTHON, Library, Node, is_path
 
@@ -39,6 +39,7 @@ LIBPYTHON_KIND = "libpython"
 MUSL_SYMBOL = "musl-release"  # a symbol (or the host's musl) needs a newer musl release
 PATH_NEEDED = "path-needed"
 INSTALL_LOCATION = "install-location"
+ANDROID_API = "android-api-level"  # a graft the tag's Android API level cannot load
 
 #: kinds that ``repair`` removes by grafting or patching, so they do not block a repair
 REPAIRABLE = frozenset({EXTERNAL, LIBPYTHON_KIND})
@@ -241,6 +242,28 @@ def _external(node: Node, allowed: frozenset[str], root: str) -> dict[str, Libra
     return found
 
 
+def _android_runpath_finding(member: str, soname: str, policy: Policy) -> Finding:
+    # A grafted library is found only through DT_RUNPATH=$ORIGIN/..., which bionic's
+    # loader ignores before API level 24.
+    return Finding(
+        member,
+        ANDROID_API,
+        library=soname,
+        detail=(
+            f"{soname} would be grafted, and the Android loader finds grafted libraries"
+            f" (through DT_RUNPATH) only from API level {android.RUNPATH_API};"
+            f" {policy.name} is API level {policy.api_level}"
+        ),
+    )
+
+
+def _android_level(where: str, info: ElfInfo, policy: Policy) -> list[Finding]:
+    if policy.api_level is None:
+        return []
+    why = android.newer_than(info, policy.api_level)
+    return [] if why is None else [Finding(where, ANDROID_API, detail=why)]
+
+
 def _symbol_findings(
     where: str, info: ElfInfo, policy: Policy, via: str | None = None
 ) -> Iterable[Finding]:
@@ -283,22 +306,8 @@ def _musl_findings(
     ]
 
 
-def audit(
-    nodes: Sequence[Node],
-    policies: Sequence[Policy],
-    *,
-    arch: str,
-    libc: str | None,
-    wheel_root: str,
-    isa_check: bool = True,
-    skipped: Sequence[tuple[str, str]] = (),
-) -> Audit:
-    """Evaluate every policy (most compatible first, ``linux`` last) against the wheel."""
-    own_versions: dict[str, set[str]] = {}
-    for node in nodes:
-        for library, version in node.info.symbol_versions():
-            own_versions.setdefault(library, set()).add(version)
-
+def _policy_independent(nodes: Sequence[Node], *, isa_check: bool) -> list[Finding]:
+    """Findings that rule out every policy alike: ISA level, PyFPE, UCS2."""
     common: list[Finding] = []
     for node in nodes:
         info = node.info
@@ -316,7 +325,26 @@ def audit(
             common.append(
                 Finding(node.member, UCS2, detail="built for a narrow-unicode (UCS2) Python")
             )
+    return common
 
+
+def audit(
+    nodes: Sequence[Node],
+    policies: Sequence[Policy],
+    *,
+    arch: str,
+    libc: str | None,
+    wheel_root: str,
+    isa_check: bool = True,
+    skipped: Sequence[tuple[str, str]] = (),
+) -> Audit:
+    """Evaluate every policy (most compatible first, ``linux`` last) against the wheel."""
+    own_versions: dict[str, set[str]] = {}
+    for node in nodes:
+        for library, version in node.info.symbol_versions():
+            own_versions.setdefault(library, set()).add(version)
+
+    common = _policy_independent(nodes, isa_check=isa_check)
     verdicts: list[Verdict] = []
     for policy in policies:
         if policy.is_linux:
@@ -329,7 +357,10 @@ def audit(
         grafted: dict[str, tuple[str, ElfInfo]] = {}  # real path -> (soname, info)
         for node in nodes:
             findings.extend(_symbol_findings(node.member, node.info, policy))
+            findings.extend(_android_level(node.member, node.info, policy))
             libs = _external(node, policy.allowed_libs, wheel_root)
+            if policy.links_libpython:
+                libs = {s: lib for s, lib in libs.items() if not LIBPYTHON.match(s)}
             by_member[node.member] = tuple(sorted(libs))
             unreachable = _unreachable_location(node.member)
             for soname, lib in sorted(libs.items()):
@@ -356,6 +387,8 @@ def audit(
                     )
                     continue
                 findings.append(Finding(node.member, EXTERNAL, library=soname))
+                if policy.api_level is not None and policy.api_level < android.RUNPATH_API:
+                    findings.append(_android_runpath_finding(node.member, soname, policy))
                 files.setdefault(lib.path, soname)
                 if lib.info is not None and lib.path not in grafted:
                     grafted[lib.path] = (soname, lib.info)
@@ -369,6 +402,7 @@ def audit(
                     )
         for soname, info in sorted(grafted.values(), key=lambda g: g[0]):
             findings.extend(_symbol_findings(soname, info, policy, via=None))
+            findings.extend(_android_level(soname, info, policy))
             if isa_check and info.isa_level > 1:
                 findings.append(
                     Finding(

@@ -103,6 +103,8 @@ class ElfInfo:
     #: False for a file whose section header table was removed (sstrip): the loader does
     #: not need it, patchelf does
     has_section_headers: bool = True
+    #: the API level the NDK built the file for (its .note.android.ident), None elsewhere
+    android_api: int | None = None
 
     @property
     def is_python_extension(self) -> bool:
@@ -536,6 +538,7 @@ def _parse(file: _File, shown: str) -> ElfInfo:
         uses_pyfpe=linked.symbols.pyfpe,
         uses_ucs2=linked.symbols.ucs2,
         has_section_headers=bool(layout.sections),
+        android_api=_android_api(file, layout),
     )
 
 
@@ -936,6 +939,26 @@ def _linked(layout: _Layout, section: _Section) -> _Section:
 
 # ---------------------------------------------------------------------------------------
 # notes
+
+
+def _android_api(file: _File, layout: _Layout) -> int | None:
+    """The API level in the NDK's Android ident note (owner "Android", type 1, the level as
+    the first word of the description), written by its crtbegin objects. Read from the
+    PT_NOTE segments, which a file keeps when its section headers are stripped."""
+    for segment in layout.segments:
+        if segment.type != _PT_NOTE:
+            continue
+        data = file.pread(segment.offset, min(segment.filesz, 1 << 16))
+        at = 0
+        while at + 12 <= len(data):
+            namesz, descsz, kind = struct.unpack_from(layout.endian + "III", data, at)
+            name_at = at + 12
+            desc_at = name_at + ((namesz + 3) & ~3)
+            name = data[name_at : name_at + namesz].rstrip(b"\0")
+            if kind == 1 and name == b"Android" and descsz >= 4 and desc_at + 4 <= len(data):
+                return int(struct.unpack_from(layout.endian + "I", data, desc_at)[0])
+            at = desc_at + ((descsz + 3) & ~3)
+    return None
 
 
 def _x86_isa_level(file: _File, layout: _Layout) -> int:

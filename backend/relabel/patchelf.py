@@ -129,7 +129,12 @@ def arguments(patch: Patch) -> list[str]:
     if patch.remove_rpath:
         args += ["--remove-rpath"]
     elif patch.set_rpath is not None:
-        args += ["--force-rpath", "--set-rpath", patch.set_rpath]
+        # without --force-rpath patchelf writes DT_RUNPATH (and turns a DT_RPATH into one)
+        args += (
+            ["--set-rpath", patch.set_rpath]
+            if patch.runpath
+            else ["--force-rpath", "--set-rpath", patch.set_rpath]
+        )
     return args
 
 

@@ -54,6 +54,8 @@ class Patch:
     remove_needed: tuple[str, ...] = ()
     set_rpath: str | None = None
     remove_rpath: bool = False
+    #: write set_rpath as DT_RUNPATH instead of DT_RPATH (Android's loader reads only that)
+    runpath: bool = False
 
     @property
     def empty(self) -> bool:
@@ -135,18 +137,26 @@ def _find_verdict(audit: Audit, plat: str) -> Verdict:
     except KeyError:
         pass
     known = ", ".join(v.policy.name for v in audit.verdicts)
-    family = "musllinux" if plat.startswith("musllinux") else "manylinux"
-    wanted_libc = "musl" if family == "musllinux" else "glibc"
+    families = {"musl": "musllinux", "glibc": "manylinux", "android": "android"}
+    wanted_libc = next(
+        (libc for libc, family in families.items() if plat.startswith(family)), "glibc"
+    )
     if audit.libc and audit.libc != wanted_libc:
         problem = (
             f"{plat!r} is a {wanted_libc} policy, but this wheel's files are linked against"
             f" {audit.libc}; {audit.libc} wheels take "
-            + ("musllinux" if audit.libc == "musl" else "manylinux")
+            + families.get(audit.libc, "manylinux")
             + f" policies (here: {known})"
+        )
+    elif audit.libc == "android":
+        problem = (
+            f"an Android wheel keeps the tag it was built for (here: {known}); build it"
+            f" again for {plat!r} instead"
         )
     else:
         problem = f"no policy {plat!r} exists for {audit.arch} (known here: {known})"
-    raise PolicyError(plat if plat.endswith(audit.arch) else f"{plat}_{audit.arch}", [problem])
+    full = plat.endswith(audit.arch) or plat.startswith("android_")
+    raise PolicyError(plat if full else f"{plat}_{audit.arch}", [problem])
 
 
 def _unique(findings: Sequence[Finding]) -> list[Finding]:
@@ -186,7 +196,27 @@ def describe_blockers(findings: Sequence[Finding]) -> list[str]:
 def advice(blockers: Sequence[Finding]) -> str:
     kinds = {f.kind for f in blockers}
     tips = []
-    if "symbol-version" in kinds:
+    # bionic's version nodes are LIBC_<release>; glibc's are GLIBC_<version>
+    bionic = any(
+        f.kind == "symbol-version" and (f.version or "").startswith("LIBC_") for f in blockers
+    )
+    if bionic:
+        tips.append(
+            "build for the API level of the wheel's tag (the NDK's --target"
+            " <triple><api level>), or tag the wheel for the API level it needs"
+        )
+    levels = [f for f in blockers if f.kind == "android-api-level"]
+    if any(f.library is None for f in levels):  # a file's own note names a newer level
+        tips.append(
+            "tag the wheel for the API level its files were built for, or build them for"
+            " the tag's (the NDK's --target <triple><api level>)"
+        )
+    if any(f.library is not None for f in levels):
+        tips.append(
+            "tag the wheel for API level 24 or newer, or link the C++ runtime statically"
+            " (ANDROID_STL=c++_static)"
+        )
+    if "symbol-version" in kinds and not bionic:
         tips.append(
             "build on an older system (a manylinux container image) so the toolchain"
             " links against older symbol versions"
@@ -257,6 +287,8 @@ def make_plan(
 
     patches: list[Patch] = []
     moves: list[Move] = []
+    keep_libpython = target.policy.links_libpython
+    runpath = target.policy.runpath_only
     for node in audit.nodes:
         own = target.external_by_member.get(node.member, ())
         resolved = {s: lib.path for s, lib in node.libraries.items()}
@@ -266,7 +298,11 @@ def make_plan(
             if (p := resolved.get(s)) is not None and p in by_source
         )
         # only the libpython entries resolve lists: an excluded one stays, as in auditwheel
-        remove = tuple(s for s in node.info.needed if LIBPYTHON.match(s) and s in resolved)
+        remove = (
+            ()
+            if keep_libpython
+            else tuple(s for s in node.info.needed if LIBPYTHON.match(s) and s in resolved)
+        )
         needs_libs = any(resolved.get(s) in by_source for s in own) or node.member in rpath_members
         location = node.member
         if needs_libs and scripts_dir and SCRIPTS.match(node.member):
@@ -283,12 +319,13 @@ def make_plan(
         kept = list(dict.fromkeys(kept))
         set_rpath: str | None = None
         remove_rpath = False
-        if kept != list(entries) or (needs_libs and not node.info.rpath):
+        has_own = node.info.runpath if runpath else node.info.rpath
+        if kept != list(entries) or (needs_libs and not has_own):
             # DT_RPATH (--force-rpath), as auditwheel writes: unlike DT_RUNPATH it also
             # serves the dependencies' lookups and dlopen calls made from the file.
             set_rpath = ":".join(kept) if kept else None
             remove_rpath = not kept
-        patch = Patch(node.member, None, replace, remove, set_rpath, remove_rpath)
+        patch = Patch(node.member, None, replace, remove, set_rpath, remove_rpath, runpath)
         if not patch.empty:
             patches.append(patch)
 
@@ -303,6 +340,7 @@ def make_plan(
                 replace_needed=replace,
                 set_rpath="$ORIGIN" if replace else None,
                 remove_rpath=not replace,
+                runpath=runpath,
             )
         )
     return Plan(target, tags, grafts, tuple(patches), tuple(moves))

@@ -1,4 +1,4 @@
-"""The manylinux and musllinux platform policies, as data.
+"""The manylinux, musllinux and Android platform policies, as data.
 
 This module owns the policy tables in ``relabel/_data`` and their interpretation: which
 platform tags exist on which architecture, how they are ordered, which symbol versions each
@@ -10,6 +10,10 @@ It must not probe anything: it never inspects the host (no libc detection, no li
 search paths, no subprocesses) and never reads a wheel or an ELF file. Deciding which policy
 a binary satisfies is left to the callers that read the binaries; musl in particular is not
 detected here: both musllinux policies are always offered, musllinux_1_1 first.
+
+Android (PEP 738) differs: its tag names the API level the wheel was built for, which no
+file records reliably, so the tag is kept and only judged (:func:`android_policies`);
+Android policies are not among :func:`policies_for`'s or :func:`known_names`'s.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from relabel import android
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
@@ -31,6 +37,7 @@ __all__ = [
     "LINUX",
     "Libc",
     "Policy",
+    "android_policies",
     "known_names",
     "lookup",
     "policies_for",
@@ -58,12 +65,15 @@ class Libc(str, enum.Enum):
 
     GLIBC = "glibc"
     MUSL = "musl"
+    ANDROID = "android"  # bionic
 
     def __str__(self) -> str:
         return self.value
 
 
 _DATA_FILES = {Libc.GLIBC: "manylinux.json", Libc.MUSL: "musllinux.json"}
+#: The C libraries of the PEP 600 families, whose policies are ordered by libc version.
+_FAMILIES = (Libc.GLIBC, Libc.MUSL)
 _NOTHING: Mapping[str, frozenset[str]] = MappingProxyType({})
 
 
@@ -89,6 +99,13 @@ class Policy:
     symbol_versions: Mapping[str, frozenset[str]] = field(hash=False, repr=False)
     allowed_libs: frozenset[str] = field(repr=False)
     blacklist: Mapping[str, frozenset[str]] = field(hash=False, repr=False)
+    #: namespace -> versions refused even when the namespace is not otherwise restricted
+    #: (bionic's version nodes newer than an Android policy's API level)
+    denied_symbol_versions: Mapping[str, frozenset[str]] = field(
+        default_factory=lambda: _NOTHING, hash=False, repr=False
+    )
+    #: Android only: the API level of the tag
+    api_level: int | None = None
 
     def __str__(self) -> str:
         return self.name
@@ -97,6 +114,19 @@ class Policy:
     def is_linux(self) -> bool:
         """True for the plain ``linux_<arch>`` policy, which checks nothing."""
         return self.libc is None
+
+    @property
+    def links_libpython(self) -> bool:
+        """True where extensions link libpython by design, so it is neither grafted nor
+        removed: on Android (PEP 738) the loader gives an extension only the symbols of the
+        libraries it names."""
+        return self.libc is Libc.ANDROID
+
+    @property
+    def runpath_only(self) -> bool:
+        """True where the loader reads DT_RUNPATH and ignores DT_RPATH (Android's bionic),
+        so a repair writes search paths as DT_RUNPATH."""
+        return self.libc is Libc.ANDROID
 
     def tags(self) -> tuple[str, ...]:
         """The policy's tag followed by its legacy aliases."""
@@ -108,9 +138,11 @@ class Policy:
         ``version`` is the full version-needed name, e.g. ``"GLIBC_2.17"`` or
         ``"CXXABI_TM_1"``; it is split at the first underscore into namespace and version.
         A namespace the policy does not list is not restricted; a listed one allows exactly
-        its set. ``linux`` allows everything.
+        its set, minus ``denied_symbol_versions``. ``linux`` allows everything.
         """
         namespace, _, number = version.partition("_")
+        if number in self.denied_symbol_versions.get(namespace, ()):
+            return False
         allowed = self.symbol_versions.get(namespace)
         return allowed is None or number in allowed
 
@@ -263,8 +295,11 @@ def _linux(arch: str) -> Policy:
 def policies_for(libc: Libc, arch: str) -> tuple[Policy, ...]:
     """Every policy of ``libc`` on ``arch``, most compatible first, ending with linux.
 
-    An architecture without manylinux/musllinux policies only gets ``linux_<arch>``.
+    An architecture without manylinux/musllinux policies only gets ``linux_<arch>``, and
+    so does Android, whose policy depends on the wheel's tag (:func:`android_policies`).
     """
+    if Libc(libc) is Libc.ANDROID:
+        return (_linux(arch),)
     return (*_load(Libc(libc)).by_arch.get(arch, ()), _linux(arch))
 
 
@@ -272,7 +307,7 @@ def policies_for(libc: Libc, arch: str) -> tuple[Policy, ...]:
 def _index() -> Mapping[str, tuple[Libc | None, str, tuple[str, ...]]]:
     """Base name or legacy alias -> (libc, base name, architectures it exists on)."""
     index: dict[str, tuple[Libc | None, str, tuple[str, ...]]] = {}
-    for libc in Libc:
+    for libc in _FAMILIES:
         family = _load(libc)
         for base, legacy in family.aliases.items():
             arches = tuple(
@@ -295,7 +330,7 @@ def known_names() -> tuple[str, ...]:
 def _all_tags() -> tuple[str, ...]:
     return tuple(
         tag
-        for libc in Libc
+        for libc in _FAMILIES
         for arch in ARCHITECTURES
         for policy in policies_for(libc, arch)
         if libc is Libc.GLIBC or not policy.is_linux
@@ -375,9 +410,12 @@ def lookup(name: str, arch: str | None = None) -> Policy:
     ``name`` is a full tag (``"manylinux_2_17_x86_64"``, ``"manylinux2014_x86_64"``,
     ``"linux_x86_64"``) or a name without architecture (``"manylinux_2_17"``,
     ``"manylinux2014"``, ``"musllinux_1_2"``, ``"linux"``) given together with ``arch``.
+    Android tags (``"android_24_arm64_v8a"``) are only known in full.
     Raises KeyError for unknown names (suggesting the closest ones) and for policies that
     do not exist on the architecture (saying where they do).
     """
+    if name.startswith(android.PREFIX):
+        return _android_lookup(name, arch)
     known, tag_arch = _split_tag(name)
     if known is None:
         raise KeyError(_unknown_name(name))
@@ -396,3 +434,87 @@ def lookup(name: str, arch: str | None = None) -> Policy:
         if policy.base == base:
             return policy
     raise KeyError(_missing_on(known, arch, arches))
+
+
+# -- Android (PEP 738) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _AndroidData:
+    system_libs: tuple[tuple[int, frozenset[str]], ...]  # (since API level, sonames)
+    python_libs: frozenset[str]
+    symbol_versions: Mapping[str, Mapping[str, int]]  # namespace -> version -> API level
+
+
+@functools.cache
+def _android_data() -> _AndroidData:
+    source = Path(__file__).parent / "_data" / "android.json"
+    data: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    return _AndroidData(
+        system_libs=tuple(
+            (int(entry["since"]), frozenset(entry["libs"])) for entry in data["system_libs"]
+        ),
+        python_libs=frozenset(data["python_libs"]),
+        symbol_versions=MappingProxyType(
+            {ns: MappingProxyType(dict(v)) for ns, v in data["symbol_versions"].items()}
+        ),
+    )
+
+
+@functools.cache
+def _android_policy(platform: str) -> Policy:
+    tag = android.parse_tag(platform)
+    if tag is None:  # pragma: no cover - callers pass android_ tags only
+        raise KeyError(platform)
+    if tag.api_level < android.MIN_API:
+        msg = (
+            f"{platform!r} names API level {tag.api_level}; Python supports Android from"
+            f" API level {android.MIN_API} (PEP 738)"
+        )
+        raise KeyError(msg)
+    data = _android_data()
+    libs = frozenset().union(
+        *(names for since, names in data.system_libs if since <= tag.api_level)
+    )
+    denied = {
+        namespace: frozenset(v for v, level in versions.items() if level > tag.api_level)
+        for namespace, versions in data.symbol_versions.items()
+    }
+    return Policy(
+        name=platform,
+        base=f"android_{tag.api_level}",
+        aliases=(),
+        libc=Libc.ANDROID,
+        arch=tag.arch,
+        priority=1,
+        version=None,
+        symbol_versions=_NOTHING,
+        allowed_libs=libs | data.python_libs,
+        blacklist=_NOTHING,
+        denied_symbol_versions=MappingProxyType(denied),
+        api_level=tag.api_level,
+    )
+
+
+def _android_lookup(name: str, arch: str | None) -> Policy:
+    try:
+        tag = android.parse_tag(name)
+    except ValueError as exc:
+        raise KeyError(str(exc)) from None
+    assert tag is not None  # noqa: S101 - name starts with the prefix
+    if arch is not None and arch not in (tag.arch, tag.abi):
+        msg = f"{name!r} is a tag for {tag.arch}, not for the requested {arch}"
+        raise KeyError(msg)
+    return _android_policy(name)
+
+
+def android_policies(platform: str) -> tuple[Policy, ...]:
+    """The policy of one Android platform tag, then ``linux`` for its architecture.
+
+    As auditwheel does, the wheel's own tag is the policy: it names the API level the
+    wheel was built for, and decides which system libraries may stay outside the wheel
+    and which of bionic's symbol versions it may use. Raises KeyError (with a sentence
+    saying why) for a malformed tag or an API level older than PEP 738 supports.
+    """
+    found = _android_lookup(platform, None)
+    return (found, _linux(found.arch))

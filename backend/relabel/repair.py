@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relabel import archive, patchelf, policy, sbom
+from relabel import android, archive, patchelf, policy, sbom
 from relabel.archive import _check_member_name
 from relabel.audit import NOT_FOUND, Audit, audit, installed_path
 from relabel.elf import ElfInfo, looks_like_elf, read_elf
@@ -96,7 +96,21 @@ class Result:
     plan: Plan | None = None
 
 
+def _android_tag(wheel: archive.WheelFile) -> android.AndroidTag | None:
+    for tag in wheel.tags:
+        try:
+            found = android.parse_tag(tag.platform)
+        except ValueError:
+            continue  # reported once the files say Android (_android_policies)
+        if found is not None:
+            return found
+    return None
+
+
 def wheel_arch(wheel: archive.WheelFile) -> str | None:
+    android_tag = _android_tag(wheel)
+    if android_tag is not None:
+        return android_tag.arch
     for tag in wheel.tags:
         for arch in policy.ARCHITECTURES:
             if tag.platform.endswith("_" + arch) and tag.platform.startswith(
@@ -111,7 +125,15 @@ def _detect_libc(
 ) -> policy.Libc:
     """musl or glibc, as auditwheel decides: from the ELF files (interpreter, DT_NEEDED),
     then CPython's extension suffix, then the C library of the system the libraries are
-    resolved in (``root``), and only when that has none either, the wheel's tags."""
+    resolved in (``root``), and only when that has none either, the wheel's tags.
+
+    Android comes first: bionic's soname is plain ``libc.so`` too, so an ``android_`` tag
+    (or bionic's linker, or CPython's Android extension suffix) decides before musl's rules.
+    """
+    if any(t.platform.startswith(android.PREFIX) for t in wheel.tags) or any(
+        android.is_android_file(name, info) for name, info in infos.items()
+    ):
+        return policy.Libc.ANDROID
     for info in infos.values():
         if info.interpreter:
             return policy.Libc.MUSL if "ld-musl-" in info.interpreter else policy.Libc.GLIBC
@@ -153,6 +175,27 @@ def _system_libc(root: str) -> policy.Libc | None:
     return None
 
 
+def _android_policies(wheel: archive.WheelFile, arch: str) -> tuple[policy.Policy, ...]:
+    """The policy of an Android wheel's one platform tag, checked against its files."""
+    platforms = sorted({t.platform for t in wheel.tags})
+    problem = None
+    if len(platforms) != 1 or not platforms[0].startswith(android.PREFIX):
+        problem = (
+            "its files are built for Android, so it needs exactly one android_<api>_<abi>"
+            f" platform tag (PEP 738), not {', '.join(platforms)}"
+        )
+    else:
+        try:
+            policies = policy.android_policies(platforms[0])
+        except KeyError as exc:
+            problem = str(exc.args[0])
+        else:
+            if policies[0].arch == arch:
+                return policies
+            problem = f"its tag {platforms[0]} is for {policies[0].arch}, its files are {arch}"
+    raise WheelError(wheel.filename, problem + ". Build it for the tag it carries, or rename it.")
+
+
 def dist_name(wheel: archive.WheelFile) -> str:
     """The distribution part of the file name, as auditwheel names ``<name>.libs``."""
     return wheel.filename.split("-", 1)[0]
@@ -190,8 +233,11 @@ def _scan(
         pool.shutdown(wait=True, cancel_futures=True)
     infos: dict[str, ElfInfo] = {}
     skipped: list[tuple[str, str]] = []
+    android_tag = _android_tag(wheel)
     for name in candidates:
         info = parsed[name]
+        if android_tag is not None:
+            info = android.arch_for_abi(info, android_tag.abi)
         if info.arch is None:
             skipped.append((name, info.arch_problem or "unknown architecture"))
             continue
@@ -326,12 +372,21 @@ def read_wheel_elves(
     libs_dir = dist_name(wheel) + options.lib_sdir
     included = _place_included(options, resolver, tree, libs_dir, infos)
     libc = _detect_libc(wheel, infos, resolver.root)
+    if libc is policy.Libc.ANDROID:
+        policies = _android_policies(wheel, arch)
+        # Cross-compiled: the build machine's libraries are never the device's.
+        if options.ldpaths is None:
+            resolver.ldpaths = ()
+        if resolver.env_paths is None:
+            resolver.env_paths = ()
+    else:
+        policies = policy.policies_for(libc, arch)
     nodes = resolver.resolve_wheel(
         [(name, str(disk_path(tree, name)), info) for name, info in infos.items()]
     )
     result = audit(
         nodes,
-        policy.policies_for(libc, arch),
+        policies,
         arch=arch,
         libc=libc.value,
         wheel_root=str(tree),
@@ -426,7 +481,12 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
                 )
             if options.strict:
                 raise PolicyError(
-                    "manylinux/musllinux", describe_blockers(plan.unmet), advice(plan.unmet)
+                    # an Android wheel has one policy, its tag
+                    result.most_permissive.policy.name
+                    if analysis.libc == policy.Libc.ANDROID
+                    else "manylinux/musllinux",
+                    describe_blockers(plan.unmet),
+                    advice(plan.unmet),
                 )
             output = _passthrough(wheel_path, out_dir)
             return Result(analysis, output, plan)
