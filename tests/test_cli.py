@@ -91,4 +91,4 @@ def test_repair_unreachable_plat_exits_1_listing_blockers(
     )
     assert proc.returncode == 1
     assert "pthread_create@GLIBC_2.34" in proc.stderr
-    assert not (tmp_path / "wh").exists() or not list((tmp_path / "wh").iterdir())
+    assert not (tmp_path / "wh").exists()

@@ -502,6 +502,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "show" and args.json:
             print(report.error_json(str(exc), args.wheel.name))
         return exc.exit_code
+    except BrokenPipeError:
+        # the reader went away (``relabel show ... | head``): nothing left to say to it
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:
         print("relabel: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT

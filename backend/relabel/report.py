@@ -97,7 +97,8 @@ def _judged_against(audit: Audit, target: str, source: str | None) -> str:
     try:
         verdict = audit.verdict(target)
     except KeyError:
-        known = ", ".join(v.policy.name for v in audit.verdicts)
+        given = f" ({source})" if source else ""
+        known = _policy_range([v.policy.name for v in audit.verdicts])
         return f"{label}{target}{given}: not a policy for this wheel (its policies: {known})"
     if verdict.meets_as_is:
         state = "met as it is"
