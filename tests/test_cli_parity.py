@@ -107,6 +107,20 @@ def extra(fixtures: Fixtures, tmp_path_factory: pytest.TempPathFactory) -> dict[
             'void init_narrow(void) { PyUnicodeUCS2_FromString(getenv("X")); }\n'
         ),
         "_usenew": _extension("_usenew", "int newsym(void);", "newsym()"),
+        # a stand-in for libexpat.so.1, which only manylinux_2_12 and newer allow: memcpy
+        # gives it GLIBC_2.14, newer than the extension itself needs (GLIBC_2.17 aside)
+        "expat": (
+            "#include <string.h>\n"
+            "int expat_copy(char *d, const char *s, unsigned long n)"
+            " { memcpy(d, s, n); return (int)n; }\n"
+        ),
+        "_tie": _extension(
+            "_tie",
+            "#include <time.h>\nint expat_copy(char *, const char *, unsigned long);\n"
+            "static long go(void) { struct timespec t; char b[4];"
+            ' clock_gettime(CLOCK_MONOTONIC, &t); return expat_copy(b, "abc", 3); }',
+            "go()",
+        ),
     }
     for name, text in sources.items():
         (root / f"{name}.c").write_text(text)
@@ -133,6 +147,27 @@ def extra(fixtures: Fixtures, tmp_path_factory: pytest.TempPathFactory) -> dict[
         ],
         root,
     )
+    expat_dir = root / "expat"
+    expat_dir.mkdir()
+    _run(
+        [*cc, "-Wl,-soname,libexpat.so.1", "-o", str(expat_dir / "libexpat.so.1"), "expat.c"],
+        root,
+    )
+    out["tie"] = root / f"_tie{EXT_SUFFIX}"
+    _run(
+        [
+            *cc,
+            "-o",
+            str(out["tie"]),
+            "_tie.c",
+            "-L",
+            str(expat_dir),
+            "-l:libexpat.so.1",
+            "-Wl,--enable-new-dtags",
+            f"-Wl,-rpath,{expat_dir}",
+        ],
+        root,
+    )
     return out
 
 
@@ -149,6 +184,7 @@ CASES = {
     "pyfpe": lambda f, x: {f"_fpe{EXT_SUFFIX}": x["pyfpe"]},
     "ucs2": lambda f, x: {"_narrow.so": x["ucs2"]},
     "graft-needs-new-glibc": lambda f, x: {f"_usenew{EXT_SUFFIX}": x["usenew"]},
+    "graft-only-for-old-policies": lambda f, x: {f"_tie{EXT_SUFFIX}": x["tie"]},
 }
 
 
@@ -305,3 +341,52 @@ def test_lddtree_on_a_file_that_is_not_elf(tmp_path: Path) -> None:
     assert proc.stderr.startswith(f"relabel: error: {text}: not an ELF file")
     assert "skip-scan" not in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_disable_isa_ext_check_clears_unsupported_isa_like_auditwheel(
+    fixtures: Fixtures, tmp_path: Path
+) -> None:
+    wheel = make_wheel(tmp_path, {f"_isa{EXT_SUFFIX}": fixtures.ext_isa})
+    theirs = run("auditwheel", "show", "--json", "--disable-isa-ext-check", str(wheel))
+    ours = run("relabel", "show", "--json", "--disable-isa-ext-check", str(wheel))
+    assert_same_show(json.loads(theirs.stdout), json.loads(ours.stdout))
+    assert json.loads(ours.stdout)["unsupported_isa"] is False
+
+
+def test_pure_wheel_error_object_like_auditwheels(tmp_path: Path) -> None:
+    """Same keys and exit status; the sentence is relabel's (it says what to pass)."""
+    pure = make_wheel(tmp_path, {"demo/__init__.py": b""}, tag="py3-none-any", purelib=True)
+    theirs = run("auditwheel", "show", "--json", str(pure))
+    ours = run("relabel", "show", "--json", str(pure))
+    assert ours.returncode == theirs.returncode == 1
+    theirs_data, ours_data = json.loads(theirs.stdout), json.loads(ours.stdout)
+    assert list(ours_data) == list(theirs_data) == ["version", "wheel", "error"]
+    assert ours_data["wheel"] == theirs_data["wheel"] == pure.name
+    assert "does not look like a platform wheel" in ours_data["error"]
+    allowed = [
+        json.loads(run(tool, "show", "--json", "--allow-pure-python-wheel", str(pure)).stdout)
+        for tool in ("auditwheel", "relabel")
+    ]
+    assert allowed[0] == allowed[1] == {"version": 1, "wheel": pure.name, "pure": True}
+
+
+def test_versioned_symbols_of_the_least_compatible_policy_on_a_tie(
+    fixtures: Fixtures, extra: dict[str, Path], tmp_path: Path
+) -> None:
+    """The extension needs GLIBC_2.17; libexpat.so.1 (GLIBC_2.14) would be grafted only for
+    manylinux_2_5. Every policy from manylinux_2_17 up to manylinux_2_5 then yields
+    manylinux_2_17, and auditwheel reports the symbol table of the first of them it meets,
+    the least compatible: without the grafted library's GLIBC_2.14."""
+    wheel = make_wheel(tmp_path, CASES["graft-only-for-old-policies"](fixtures, extra))
+    data = json.loads(run("relabel", "show", "--json", str(wheel)).stdout)
+    assert data["sym_tag"] == "manylinux_2_17_x86_64"
+    assert "GLIBC_2.17" in data["versioned_symbols"]["libc.so.6"]
+    assert "GLIBC_2.14" not in data["versioned_symbols"]["libc.so.6"]
+    # ... although the library does need it (so a table taken at manylinux_2_5 would show it)
+    assert any(
+        f["file"] == "libexpat.so.1" and f["version"] == "GLIBC_2.14" for f in data["findings"]
+    )
+    assert list(data["external_libs"]) == ["libexpat.so.1"]
+    assert data["policy_upgrades"] == {
+        "manylinux_2_5_x86_64": {"libs_to_eliminate": ["libexpat.so.1"]}
+    }
