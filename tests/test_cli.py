@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,14 @@ from .conftest import EXT_SUFFIX, Fixtures, make_wheel
 
 
 def relabel(*args: str) -> subprocess.CompletedProcess[str]:
+    # a manylinux image sets AUDITWHEEL_PLAT, which changes the default target
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITWHEEL_")}
     return subprocess.run(
-        [sys.executable, "-m", "relabel", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "relabel", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
 
 
@@ -91,4 +98,4 @@ def test_repair_unreachable_plat_exits_1_listing_blockers(
     )
     assert proc.returncode == 1
     assert "pthread_create@GLIBC_2.34" in proc.stderr
-    assert not (tmp_path / "wh").exists() or not list((tmp_path / "wh").iterdir())
+    assert not (tmp_path / "wh").exists()

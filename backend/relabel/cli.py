@@ -1,34 +1,61 @@
-"""``relabel show`` and ``relabel repair``: argument parsing over the same pipeline.
+"""``relabel show``, ``relabel repair`` and ``relabel lddtree``: argument parsing over the
+same pipeline.
 
-The flags of ``repair`` mirror ``auditwheel repair`` (same names, same short forms, same
-defaults), so switching tools means changing one word; relabel's own additions have long
-names only. Exit status: 0 success (for ``show``: the wheel meets the target as it is), 1
-the wheel does not meet the target or cannot be repaired to it, 2 bad input, 130 and 143
-interrupted (SIGINT, SIGTERM). Relabel errors are printed as one paragraph, never as a
-traceback. SIGTERM is turned into an exception, as Python already does with SIGINT, so that
-an interrupted run removes its temporary files and partial output on the way out (see
-:func:`interruptible`).
+The flags mirror auditwheel's (same names, same short forms, same defaults, ``--plat``
+defaulting to ``AUDITWHEEL_PLAT`` as the manylinux images set it), so switching tools means
+changing one word; relabel's own additions have long names only. Exit status: 0 success
+(for ``show``: the wheel meets the target as it is), 1 the wheel does not meet the target or
+cannot be repaired to it, 2 bad input, 130 and 143 interrupted (SIGINT, SIGTERM). Relabel
+errors are printed as one paragraph, never as a traceback; with ``show --json`` a JSON
+object with an ``error`` key is printed on stdout as well. SIGTERM is turned into an
+exception, as Python already does with SIGINT, so that an interrupted run removes its
+temporary files and partial output on the way out (see :func:`interruptible`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
+import re
 import shutil
 import signal
 import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from relabel import __version__, report
-from relabel.errors import NotPlatformWheelError, RelabelError, ScratchError
+from relabel import __version__, policy, report
+from relabel.elf import is_loader
+from relabel.errors import ElfError, NotPlatformWheelError, RelabelError, ScratchError
 from relabel.repair import Options, analyze, repair
+from relabel.resolve import Library, Resolver
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
     from types import FrameType
+
+    from relabel.elf import ElfInfo
+
+
+class UsageError(RelabelError):
+    """A command-line argument or environment variable relabel cannot use."""
+
+
+class _ParseError(Exception):
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """Raises instead of exiting, so that ``show --json`` can answer in JSON."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _ParseError(self, message)
 
 
 def _zip_level(text: str) -> int:
@@ -98,8 +125,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_PLAT_HELP = (
+    "target policy: a tag (manylinux_2_17_x86_64), a legacy alias (manylinux2014_x86_64)"
+    " or a name without the architecture (manylinux_2_17); default: $AUDITWHEEL_PLAT when set,"
+    " else auto"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="relabel", description="Audit and repair Linux wheels (manylinux / musllinux)."
     )
     parser.add_argument("--version", action="version", version=f"relabel {__version__}")
@@ -108,11 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="audit a wheel and explain every policy it misses")
     show.add_argument("wheel", type=Path, metavar="WHEEL")
     show.add_argument("--json", action="store_true", help="print a JSON report")
-    show.add_argument(
-        "--plat",
-        default="auto",
-        help="policy the exit status is about (default: any manylinux/musllinux policy)",
-    )
+    show.add_argument("--plat", help=_PLAT_HELP + " (any manylinux/musllinux policy)")
     _common(show)
 
     rep = sub.add_parser("repair", help="graft external libraries and retag wheels")
@@ -125,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="directory for the repaired wheels (default: wheelhouse)",
     )
-    rep.add_argument("--plat", default="auto", help="target policy (default: the best reachable)")
+    rep.add_argument("--plat", help=_PLAT_HELP + " (the best reachable policy)")
     rep.add_argument(
         "--only-plat",
         action="store_true",
@@ -160,12 +190,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--patcher", choices=["patchelf"], default="patchelf", help="ELF patcher (only patchelf)"
     )
     _common(rep)
+
+    tree = sub.add_parser(
+        "lddtree",
+        help="print the dependency tree of one ELF file as JSON (auditwheel lddtree's shape)",
+    )
+    tree.add_argument("file", type=Path, metavar="FILE")
+    tree.add_argument(
+        "--ldpaths",
+        metavar="DIRS",
+        help="colon-separated directories that replace the system library search directories",
+    )
     return parser
 
 
-def _options(args: argparse.Namespace, **extra: object) -> Options:
+def _plat_problem(value: str) -> str | None:
+    """What is wrong with a ``--plat`` value, checked as the backend checks ``plat``."""
+    if value == "auto" or value in policy.known_names():
+        return None
+    try:
+        policy.lookup(value)
+    except KeyError as exc:
+        # lookup words the problem and suggests the nearest names
+        return f"{exc.args[0]} (or 'auto' for the best policy the wheel meets)"
+    return None
+
+
+def target(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, str | None]:
+    """The policy asked for and where it came from: ``--plat``, else ``AUDITWHEEL_PLAT``
+    (ignored when empty, as auditwheel ignores it), else ``auto``."""
+    if args.plat is not None:
+        value, source = args.plat, "--plat"
+    elif environ.get("AUDITWHEEL_PLAT"):
+        value, source = environ["AUDITWHEEL_PLAT"], "AUDITWHEEL_PLAT"
+    else:
+        return "auto", None
+    problem = _plat_problem(value)
+    if problem:
+        raise UsageError(f"{source} {value}: {problem}")
+    return value, source
+
+
+def _options(args: argparse.Namespace, plat: str, **extra: object) -> Options:
     return Options(
-        plat=args.plat,
+        plat=plat,
         exclude=tuple(args.exclude),
         library_dirs=tuple(args.library_dirs),
         ldpaths=tuple(p for p in args.ldpaths.split(":") if p) if args.ldpaths else None,
@@ -177,17 +245,49 @@ def _options(args: argparse.Namespace, **extra: object) -> Options:
     )
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.command == "show":
-        analysis = analyze(args.wheel, _options(args))
-        if analysis.pure and not args.allow_pure_python_wheel:
-            raise NotPlatformWheelError(args.wheel.name)
-        print(
-            report.render_json(analysis) if args.json else report.render_text(analysis, args.plat)
-        )
-        return 0 if report.meets_target(analysis, args.plat) else 1
+def _show(args: argparse.Namespace) -> int:
+    plat, source = target(args, os.environ)
+    analysis = analyze(args.wheel, _options(args, plat))
+    if analysis.pure and not args.allow_pure_python_wheel:
+        raise NotPlatformWheelError(args.wheel.name)
+    if args.json:
+        print(report.render_json(analysis, plat))
+    else:
+        print(report.render_text(analysis, plat, source))
+    return 0 if report.meets_target(analysis, plat) else 1
+
+
+def _missing_dirs(directory: Path) -> list[Path]:
+    """``directory`` and those of its parents that do not exist, deepest first."""
+    missing: list[Path] = []
+    current = directory.absolute()
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    return missing
+
+
+@contextlib.contextmanager
+def _created_only_when_written(directory: Path) -> Iterator[None]:
+    """Remove the output directories the run created if it fails before writing there:
+    a failed repair leaves the file system as it found it."""
+    missing = _missing_dirs(directory)
+    try:
+        yield
+    except BaseException:
+        for made in missing:
+            try:
+                made.rmdir()  # only when empty: a wheel written earlier stays
+            except OSError:
+                break
+        raise
+
+
+def _repair(args: argparse.Namespace) -> int:
+    plat, _ = target(args, os.environ)
     options = _options(
         args,
+        plat,
         only_plat=args.only_plat,
         lib_sdir=args.lib_sdir,
         update_tags=args.update_tags,
@@ -196,10 +296,121 @@ def _run(args: argparse.Namespace) -> int:
         strict=True,
         allow_pure=args.allow_pure_python_wheel,
     )
-    for wheel in args.wheels:
-        result = repair(wheel, args.wheel_dir, options)
-        print(report.render_repair(result))
+    with _created_only_when_written(args.wheel_dir):
+        for wheel in args.wheels:
+            result = repair(wheel, args.wheel_dir, options)
+            print(report.render_repair(result))
     return 0
+
+
+def _expand_path_list(entries: Sequence[str], origin: str, info: ElfInfo) -> list[str]:
+    """DT_RPATH/DT_RUNPATH entries as the loader reads them, keeping existing directories.
+
+    Relative entries are dropped: the loader would take them from the working directory.
+    """
+    values = {
+        "ORIGIN": origin,
+        "LIB": "lib64" if info.elf_class == 64 else "lib",
+        "PLATFORM": info.arch or "",
+    }
+    out: list[str] = []
+    for entry in entries:
+        expanded = _DST.sub(lambda m: values[m.group(1) or m.group(2)], entry)
+        if expanded.startswith("/") and Path(expanded).is_dir():
+            out.append(os.path.normpath(expanded))
+    return list(dict.fromkeys(out))
+
+
+_DST = re.compile(r"\$(ORIGIN|LIB|PLATFORM)\b|\$\{(ORIGIN|LIB|PLATFORM)\}")
+
+
+def _opened_as(soname: str, real: str, dirs: Sequence[str]) -> str:
+    """The path the loader opens (``dir/soname``) before symbolic links are followed."""
+    if "/" in soname:
+        return soname
+    for directory in dirs:
+        candidate = Path(directory, soname)
+        if candidate.is_file() and os.path.realpath(candidate) == real:
+            return str(candidate)
+    return real
+
+
+def lddtree(file: Path, resolver: Resolver) -> dict[str, Any]:
+    """``auditwheel lddtree``'s JSON object for ``file``, resolved as relabel resolves."""
+    shown = str(file)
+    real = os.path.realpath(file)
+    try:
+        info = resolver.parse(real, shown)
+    except ElfError as exc:
+        raise UsageError(f"{shown}: {exc.message}") from None
+    # $ORIGIN is the directory of the path the file was opened by, links not followed
+    opened = os.path.normpath(file.absolute())
+    node = resolver.walk(shown, opened, info)
+    origin = str(Path(opened).parent)
+    entries: dict[str, dict[str, Any]] = {}
+    if info.interpreter:
+        interp = os.path.normpath(info.interpreter)
+        name = Path(interp).name
+        entries[name] = _entry(name, interp, os.path.realpath(interp), info, ())
+    # depth first, in DT_NEEDED order: the order auditwheel lists libraries in
+    stack = [(soname, opened, info) for soname in reversed(info.needed)]
+    while stack:
+        soname, needer_path, needer = stack.pop()
+        if soname in entries:
+            continue
+        lib = node.libraries.get(soname)
+        if lib is None and is_loader(soname):
+            dirs = resolver.search_dirs(needer_path, needer, (), info, opened)
+            found, found_info = resolver.find(soname, needer, dirs)
+            lib = Library(soname, found, tuple(dirs), found_info)
+        if lib is None:  # excluded
+            continue
+        if lib.path is None or lib.info is None:
+            entries[soname] = {
+                "soname": soname,
+                "path": None,
+                "realpath": None,
+                "platform": None,
+                "needed": [],
+            }
+            continue
+        path = _opened_as(soname, lib.path, lib.searched)
+        entries[soname] = _entry(soname, path, lib.path, lib.info, lib.info.needed)
+        stack.extend((s, lib.path, lib.info) for s in reversed(lib.info.needed))
+    return report.lddtree_json(
+        path=shown,
+        realpath=real,
+        info=info,
+        rpath=_expand_path_list(info.rpath, origin, info),
+        runpath=_expand_path_list(info.runpath, origin, info),
+        libraries=entries,
+    )
+
+
+def _entry(
+    soname: str, path: str, real: str, info: ElfInfo, needed: Sequence[str]
+) -> dict[str, Any]:
+    return {
+        "soname": soname,
+        "path": path,
+        "realpath": real,
+        "platform": report.platform_json(info),
+        "needed": list(needed),
+    }
+
+
+def _lddtree(args: argparse.Namespace) -> int:
+    ldpaths = tuple(p for p in args.ldpaths.split(":") if p) if args.ldpaths is not None else None
+    print(json.dumps(lddtree(args.file, Resolver(ldpaths=ldpaths)), indent=4))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "show":
+        return _show(args)
+    if args.command == "lddtree":
+        return _lddtree(args)
+    return _repair(args)
 
 
 class Terminated(BaseException):
@@ -269,14 +480,33 @@ def interruptible() -> Iterator[None]:
         yield
 
 
+def _json_wanted(argv: Sequence[str]) -> bool:
+    return "--json" in argv and "show" in argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _ParseError as exc:
+        exc.parser.print_usage(sys.stderr)
+        print(f"{exc.parser.prog}: error: {exc.message}", file=sys.stderr)
+        if _json_wanted(argv):
+            print(report.error_json(exc.message))
+        return 2
     try:
         with interruptible():
             return _run(args)
     except RelabelError as exc:
         print(f"relabel: error: {exc}", file=sys.stderr)
+        if args.command == "show" and args.json:
+            print(report.error_json(str(exc), args.wheel.name))
         return exc.exit_code
+    except BrokenPipeError:
+        # the reader went away (``relabel show ... | head``): nothing left to say to it
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:
         print("relabel: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT

@@ -4,21 +4,24 @@ The text report answers, in this order: the tag the wheel meets as it is, the ta
 reaches, the external libraries and where they resolve, and for every policy stricter than
 the reachable one the blockers (``file -> symbol@version (from library)``), grouped so each
 blocker is printed once with the policies it rules out, then one line of advice.
-The JSON report carries auditwheel's ``show --json`` keys with the same meanings, plus
-``repair_tag`` and ``findings``.
+The JSON report carries every key of ``auditwheel show --json`` (6.8) with the same meaning,
+in the same order, then relabel's own keys (``repair_tag``, ``target``, ``findings``,
+``ignored``, ``notes``); :func:`lddtree_json` gives ``auditwheel lddtree``'s shape.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 from typing import TYPE_CHECKING, Any
 
-from relabel.audit import REPAIRABLE, Audit, Finding, Verdict
+from relabel.audit import BLACKLISTED, ISA, PYFPE, REPAIRABLE, UCS2, Audit, Finding, Verdict
 from relabel.plan import advice
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
+    from relabel.elf import ElfInfo
     from relabel.repair import Analysis, Result
 
 JSON_VERSION = 1
@@ -85,7 +88,31 @@ def _group(findings: Sequence[Finding], stricter: Sequence[str]) -> list[str]:
     return lines
 
 
-def render_text(analysis: Analysis, target: str = "auto") -> str:
+def _judged_against(audit: Audit, target: str, source: str | None) -> str:
+    """The line naming the target the verdict (and the exit status) is about."""
+    label = "  judged against:              "
+    if target == "auto":
+        return label + "any manylinux/musllinux policy (auto)"
+    given = f" ({source} {target})" if source else ""
+    try:
+        verdict = audit.verdict(target)
+    except KeyError:
+        given = f" ({source})" if source else ""
+        known = _policy_range([v.policy.name for v in audit.verdicts])
+        return f"{label}{target}{given}: not a policy for this wheel (its policies: {known})"
+    if verdict.meets_as_is:
+        state = "met as it is"
+    elif verdict.reachable:
+        state = "not met as it is; `relabel repair` reaches it"
+    else:
+        state = "out of reach even after a repair"
+    if given and target == verdict.policy.name:
+        given = f" ({source})"
+    return f"{label}{verdict.policy.name}{given}: {state}"
+
+
+def render_text(analysis: Analysis, target: str = "auto", source: str | None = None) -> str:
+    """The human report; ``source`` says where ``target`` came from (``--plat``...)."""
     name = analysis.wheel.name
     if analysis.pure or analysis.audit is None:
         return f"{name}: no ELF files to audit; the wheel is left as it is."
@@ -93,6 +120,7 @@ def render_text(analysis: Analysis, target: str = "auto") -> str:
     overall, repairable = audit.overall, audit.repairable
     out = [
         f"{name}",
+        _judged_against(audit, target, source),
         f"  as it is, the wheel meets:   {overall.policy.name}",
         f"  after `relabel repair`:      {repairable.policy.name}"
         + (
@@ -128,26 +156,130 @@ def render_text(analysis: Analysis, target: str = "auto") -> str:
     return "\n".join(out)
 
 
-def render_json(analysis: Analysis) -> str:
-    return json.dumps(as_json(analysis), indent=2, sort_keys=False)
+def render_json(analysis: Analysis, target: str = "auto") -> str:
+    # indent=4 as auditwheel prints it: a diff of the two outputs lines up
+    return json.dumps(as_json(analysis, target), indent=4)
 
 
-def as_json(analysis: Analysis) -> dict[str, Any]:
+def _merge(*tables: Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
+    merged: dict[str, set[str]] = {}
+    for table in tables:
+        for library, versions in table.items():
+            merged.setdefault(library, set()).update(versions)
+    return merged
+
+
+def _grafted_versions(audit: Audit, verdict: Verdict) -> dict[str, set[str]]:
+    """Symbol versions the libraries a repair to ``verdict`` would graft need."""
+    needs: dict[str, set[str]] = {}
+    seen: set[str] = set()
+    for node in audit.nodes:
+        for soname in verdict.external_by_member.get(node.member, ()):
+            lib = node.libraries.get(soname)
+            if lib is None or lib.info is None or lib.path is None or lib.path in seen:
+                continue
+            seen.add(lib.path)
+            for library, version in lib.info.symbol_versions():
+                needs.setdefault(library, set()).add(version)
+    return needs
+
+
+def _allowed_by_symbols(audit: Audit, versions: Mapping[str, Iterable[str]]) -> Verdict:
+    """The most compatible policy whose symbol versions cover ``versions``."""
+    wanted = {v for vs in versions.values() for v in vs}
+    return next(
+        v
+        for v in audit.verdicts
+        if v.policy.is_linux or all(v.policy.allows_symbol_version(x) for x in wanted)
+    )
+
+
+def symbol_policy(audit: Audit) -> tuple[Verdict, dict[str, set[str]]]:
+    """``sym_tag`` and ``versioned_symbols`` as auditwheel computes them.
+
+    For each policy, the wheel's own symbol versions plus those of the libraries a repair to
+    that policy would graft give the best policy those symbols allow (never better than the
+    policy itself); the best of these wins, and its symbol table is the one reported. On a
+    tie the least compatible policy's table is kept, as auditwheel keeps the first of its
+    policies listed least compatible first.
+    """
+    own = _merge(audit.versioned_symbols)
+    best: tuple[Verdict, dict[str, set[str]]] | None = None
+    for verdict in reversed(audit.verdicts):
+        if verdict.policy.is_linux:
+            continue
+        symbols = _merge(own, _grafted_versions(audit, verdict))
+        allowed = _allowed_by_symbols(audit, symbols)
+        found = verdict if verdict.policy.priority <= allowed.policy.priority else allowed
+        if best is None or found.policy.priority > best[0].policy.priority:
+            best = (found, symbols)
+    return best if best is not None else (_allowed_by_symbols(audit, own), own)
+
+
+def _policy_upgrades(audit: Audit) -> dict[str, dict[str, Any]]:
+    """For each policy more compatible than the wheel as it is: the external libraries
+    and the blacklisted symbols standing in its way (least compatible policy first)."""
+    overall = audit.overall.policy.priority
+    upgrades: dict[str, dict[str, Any]] = {}
+    for verdict in reversed(audit.verdicts):
+        if verdict.policy.priority <= overall:
+            continue
+        entry: dict[str, Any] = {}
+        if verdict.external:
+            entry["libs_to_eliminate"] = sorted(verdict.external)
+        blacklisted: dict[str, set[str]] = {}
+        for f in verdict.findings:
+            if f.kind == BLACKLISTED and f.library and f.symbol:
+                blacklisted.setdefault(f.library, set()).add(f.symbol)
+        if blacklisted:
+            entry["blacklisted_symbols"] = {k: sorted(v) for k, v in sorted(blacklisted.items())}
+        if entry:
+            upgrades[verdict.policy.name] = entry
+    return upgrades
+
+
+def _unsupported_isa(audit: Audit) -> bool:
+    """An instruction-set finding that rules out even the least demanding policy."""
+    weakest = audit.most_permissive.policy
+    if weakest.is_linux:
+        return False
+    return any(f.kind == ISA and weakest.name in f.blocks for f in audit.findings())
+
+
+def target_label(analysis: Analysis, plat: str) -> str:
+    """The policy ``plat`` names for this wheel, or ``auto``."""
+    if plat == "auto" or analysis.audit is None:
+        return plat
+    try:
+        return analysis.audit.verdict(plat).policy.name
+    except KeyError:
+        return plat
+
+
+def as_json(analysis: Analysis, target: str = "auto") -> dict[str, Any]:
     name = analysis.wheel.name
     if analysis.pure or analysis.audit is None:
         return {"version": JSON_VERSION, "wheel": name, "pure": True}
     audit = analysis.audit
-    sym = audit.best_symbols
+    kinds = {f.kind for f in audit.findings()}
+    sym, symbols = symbol_policy(audit)
     external = audit.verdicts[0].external if audit.verdicts else {}
     return {
+        # auditwheel's keys, in its order
         "version": JSON_VERSION,
         "wheel": name,
         "pure": False,
         "overall_tag": audit.overall.policy.name,
         "sym_tag": sym.policy.name,
-        "repair_tag": audit.repairable.policy.name,
+        "pyfpe": PYFPE in kinds,
+        "ucs2": UCS2 in kinds,
+        "unsupported_isa": _unsupported_isa(audit),
+        "versioned_symbols": {k: sorted(v) for k, v in sorted(symbols.items())},
         "external_libs": dict(sorted(external.items())),
-        "versioned_symbols": {k: list(v) for k, v in audit.versioned_symbols.items()},
+        "policy_upgrades": _policy_upgrades(audit),
+        # relabel's own
+        "repair_tag": audit.repairable.policy.name,
+        "target": target_label(analysis, target),
         "findings": [
             {
                 "file": f.file,
@@ -161,7 +293,17 @@ def as_json(analysis: Analysis) -> dict[str, Any]:
             for f in audit.findings()
         ],
         "ignored": [{"file": m, "reason": why} for m, why in audit.skipped],
+        "notes": list(analysis.notes),
     }
+
+
+def error_json(message: str, wheel: str | None = None) -> str:
+    """What ``show --json`` prints instead of a report when it fails."""
+    data: dict[str, Any] = {"version": JSON_VERSION}
+    if wheel is not None:
+        data["wheel"] = wheel
+    data["error"] = message
+    return json.dumps(data, indent=4)
 
 
 def render_repair(result: Result) -> str:
@@ -209,3 +351,73 @@ def render_unmet(result: Result) -> str:
         if tip:
             lines.append(tip)
     return "\n".join(lines)
+
+
+# -- lddtree ---------------------------------------------------------------------------
+# auditwheel prints its enum members with repr(); the same strings keep scripts that read
+# ``auditwheel lddtree`` working unchanged.
+_ARCH_NAME = "<Architecture.{0}: '{0}'>"
+_LIBC_NAME = {"glibc": "<Libc.GLIBC: 'glibc'>", "musl": "<Libc.MUSL: 'musl'>"}
+
+
+def platform_json(info: ElfInfo) -> dict[str, Any]:
+    """The ``platform`` object of ``auditwheel lddtree`` for one file."""
+    extended = None
+    if info.arch == "x86_64" and info.isa_level > 1:
+        extended = _ARCH_NAME.format(f"x86_64_v{info.isa_level}")
+    return {
+        "_elf_osabi": info.osabi,
+        "_elf_class": info.elf_class,
+        "_elf_little_endian": info.little_endian,
+        "_elf_machine": info.machine,
+        "_base_arch": _ARCH_NAME.format(info.arch) if info.arch else None,
+        "_ext_arch": extended,
+        "_error_msg": info.arch_problem,
+    }
+
+
+def elf_libc(info: ElfInfo, file_name: str) -> str | None:
+    """The C library one file is built for: its interpreter, else the libc it needs, else
+    the extension suffix CPython gives it; None when nothing says."""
+    if info.interpreter:
+        return "musl" if "ld-musl-" in info.interpreter else "glibc"
+    for needed in info.needed:
+        # musl is libc.musl-<arch>.so.1 on Alpine, plain libc.so elsewhere
+        if needed.startswith(("libc.musl-", "ld-musl-")) or needed == "libc.so":
+            return "musl"
+        if needed == "libc.so.6" or needed.startswith(("ld-linux", "ld64.so.")):
+            return "glibc"
+    if file_name.endswith(("-linux-musl.so", "-linux-musleabihf.so")):
+        return "musl"
+    if file_name.endswith(("-linux-gnu.so", "-linux-gnueabihf.so")):
+        # CPython used the -gnu suffix on musl too before 3.11
+        abi = file_name.rsplit(".", 2)[-2].split("-")
+        version = abi[1] if len(abi) > 1 and abi[0] == "cpython" else ""
+        if version.isdigit() and version[:1] == "3" and int(version[1:] or 0) >= 11:
+            return "glibc"
+    return None
+
+
+def lddtree_json(
+    *,
+    path: str,
+    realpath: str,
+    info: ElfInfo,
+    rpath: Sequence[str],
+    runpath: Sequence[str],
+    libraries: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """``auditwheel lddtree``'s object for one file (keys in its order)."""
+    libc = elf_libc(info, posixpath.basename(path))
+    return {
+        "interpreter": posixpath.normpath(info.interpreter) if info.interpreter else None,
+        "libc": _LIBC_NAME[libc] if libc else None,
+        "path": path,
+        "realpath": realpath,
+        "platform": platform_json(info),
+        "needed": list(info.needed),
+        # DT_RPATH is not used at all when DT_RUNPATH is present (ld.so(8))
+        "rpath": [] if runpath else list(rpath),
+        "runpath": list(runpath),
+        "libraries": dict(libraries),
+    }
