@@ -41,15 +41,6 @@ AUDITWHEEL_KEYS = [
     "external_libs",
     "policy_upgrades",
 ]
-#: real wheels on which the resolution of bundled libraries does not come into play
-REAL_WHEELS = Path("/opt/pypi-more/files")
-REAL = [
-    "ujson-6.0.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
-    "soundfile-0.14.0-py2.py3-none-manylinux_2_28_x86_64.whl",
-    "glfw-2.10.2-py2.py3-none-manylinux_2_28_x86_64.whl",
-    "nvidia_nvtx-13.0.85-py3-none-manylinux1_x86_64.manylinux_2_5_x86_64.whl",
-    "bcrypt-5.0.0-cp39-abi3-manylinux_2_34_x86_64.whl",
-]
 
 
 def _env() -> dict[str, str]:
@@ -240,15 +231,6 @@ def test_policy_upgrades_name_blacklisted_symbols(fixtures: Fixtures, tmp_path: 
     # least compatible first, as auditwheel lists them
     names = list(upgrades)
     assert names.index("manylinux_2_17_x86_64") < names.index("manylinux_2_5_x86_64")
-
-
-@pytest.mark.parametrize("name", REAL)
-def test_show_json_on_real_wheels(name: str) -> None:
-    wheel = REAL_WHEELS / name
-    if not wheel.is_file():
-        pytest.skip(f"{wheel} is not on this machine")
-    theirs, ours = both_show(wheel)
-    assert_same_show(theirs, ours)
 
 
 def _auditwheel_lddtree(path: str) -> dict[str, Any]:
