@@ -168,7 +168,7 @@ def dumps(schema: dict[str, Any]) -> str:
 
 
 def tool_schema(tool: str = "relabel") -> dict[str, Any]:
-    """The JSON schema of ``[tool.$tool]``, the settings of relabel-backend."""
+    """The JSON schema of [tool.$tool], the settings of relabel-backend."""
     del tool  # validate-pyproject passes the entry point's name
     schema: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     return schema
