@@ -2,11 +2,11 @@
 
 relabel-backend is not on PyPI: a project reaches it through a wheelhouse (``pip
 --find-links``, ``PIP_FIND_LINKS`` for pip and ``python -m build``, ``uv build
---find-links``) or through a direct reference in ``[build-system].requires`` (a wheel file,
-a git repository). Each route builds a copy of ``example_projects/setuptools-bz2`` as a user
-would, with nothing else pointing at the wheelhouse, and must hand back the repaired
-manylinux wheel: auditwheel's tags and grafted libraries, running from a fresh venv on the
-grafted libbz2.
+--find-links`` or ``UV_FIND_LINKS``) or through a direct reference in
+``[build-system].requires`` (a wheel file, a git repository). Each route builds a copy of
+``example_projects/setuptools-bz2`` as a user would, with nothing else pointing at the
+wheelhouse, and must hand back the repaired manylinux wheel: auditwheel's tags and grafted
+libraries, running from a fresh venv on the grafted libbz2.
 """
 
 from __future__ import annotations
@@ -123,6 +123,10 @@ ROUTES: dict[str, Callable[[Path, Path, dict[str, str]], Route]] = {
             ".",
         ],
         uv_environment(env, work / "uv-cache"),
+    ),
+    "uv-build-UV_FIND_LINKS": lambda house, work, env: Route(
+        [uv_executable(), "build", "--python", sys.executable, "-o", "out", "."],
+        {**uv_environment(env, work / "uv-cache"), "UV_FIND_LINKS": str(house)},
     ),
     "direct-file-reference": lambda house, work, env: Route(
         [sys.executable, "-m", "pip", "wheel", "-w", "out", "."],

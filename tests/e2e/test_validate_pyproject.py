@@ -1,5 +1,6 @@
 """validate-pyproject finds the ``[tool.relabel]`` schema through relabel-backend's plugin
-entry point once both are installed, as a user (or a pre-commit hook) installs them.
+entry point once both are installed, as a user (or a pre-commit hook) installs them. With
+cibuildwheel's plugin beside it, the README's TOML snippets are checked too.
 
 The schema itself, and its agreement with relabel's own checks, is tested in
 ``tests/test_schema.py``.
@@ -7,6 +8,7 @@ The schema itself, and its agreement with relabel's own checks, is tested in
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -39,6 +41,8 @@ def validate(
     where = tmp_path_factory.mktemp("validate-pyproject")
     python = fresh_venv(where / "venv", env)
     requirements = [str(local_relabel_wheel(wheelhouse)), "validate-pyproject[all]"]
+    if sys.version_info >= (3, 11):
+        requirements.append("cibuildwheel")  # its [tool.cibuildwheel] plugin; needs 3.11
     pip_into(python, ["install", *requirements], cwd=where, env=env)
     return python.parent / "validate-pyproject"
 
@@ -76,3 +80,31 @@ def test_mistakes_fail_naming_the_key(
     # The plugin is what catches it: without it, validate-pyproject knows no tool.relabel.
     unchecked = run([str(validate), "-D", "relabel", str(pyproject)], cwd=tmp_path, env=env)
     assert "Valid file" in unchecked.output
+
+
+def readme_toml_blocks() -> list[str]:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"^```toml\n(.*?)^```$", readme, flags=re.MULTILINE | re.DOTALL)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="cibuildwheel needs 3.11")
+@pytest.mark.parametrize("index", range(len(readme_toml_blocks())))
+def test_readme_snippets_validate(
+    validate: Path, index: int, tmp_path: Path, env: dict[str, str]
+) -> None:
+    block = readme_toml_blocks()[index]
+    tools = set(re.findall(r"^\[+tool\.(\w+)", block, flags=re.MULTILINE))
+    assert tools <= {"relabel", "cibuildwheel"}, tools
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(block, encoding="utf-8")
+    result = run(
+        [str(validate), str(pyproject), "-E", "relabel", "cibuildwheel"], cwd=tmp_path, env=env
+    )
+    assert "Valid file" in result.output
+
+
+def test_readme_has_the_snippets() -> None:
+    blocks = readme_toml_blocks()
+    assert any("[tool.relabel]" in b for b in blocks)
+    assert any("[tool.cibuildwheel]" in b for b in blocks)
+    assert any("relabel-backend @ file://" in b for b in blocks)
