@@ -8,7 +8,7 @@ as ``_data/tool-relabel.schema.json``; a test checks that the file equals :func:
 
 :func:`tool_schema` is validate-pyproject's plugin hook (entry point group
 ``validate_pyproject.tool_schema``, name ``relabel``): it only reads the shipped file, so
-validating a pyproject.toml does not import the policy tables.
+validating a pyproject.toml does not load the policy tables.
 
 A few value rules need more than a schema can say: a ``backend-path`` entry that leaves
 the project through ``a/../..``, and ``6.0`` for an integer (JSON has one number type, so
@@ -27,10 +27,12 @@ from typing import Any
 
 from relabel import config, policy
 
+# validate-pyproject files every plugin's schema under its "$id". relabel has no web home
+# yet: a reserved .invalid host says so, and nothing ever tries to fetch it.
 SCHEMA_ID = "https://relabel-backend.invalid/schemas/tool-relabel.schema.json"
 SCHEMA_FILE = Path(__file__).parent / "_data" / "tool-relabel.schema.json"
 
-# What each key means; the text editors show. A key of config.Settings missing here is a
+# What each key means, as editors show it. A key of config.Settings missing here is a
 # KeyError in generate(), so a new setting cannot ship without its description.
 _DESCRIPTIONS = {
     "build-backend": "The real build backend, 'module' or 'module:object'.",
