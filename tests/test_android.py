@@ -21,6 +21,7 @@ from relabel.elf import read_elf
 from relabel.errors import PolicyError, WheelError
 from relabel.policy import Libc, android_policies, lookup
 from relabel.repair import Options, analyze, repair
+from tests.corpus import support as corpus_support
 
 from .conftest import make_wheel
 
@@ -438,7 +439,7 @@ def test_deliberate_differences_from_auditwheel(android_x86_64: Android, tmp_pat
 
 # -- real wheels from PyPI --------------------------------------------------------------
 
-CACHE = Path.home() / ".cache" / "relabel-tests" / "wheels"
+CACHE = corpus_support.cache_dir()  # shared with the corpus, honours RELABEL_TEST_CACHE
 PYPI = "https://files.pythonhosted.org/packages"
 #: small Android wheels published on PyPI (file name, sha256)
 REAL = {

@@ -305,7 +305,9 @@ def env_name_of(key: str) -> str:
 
 
 #: ``RELABEL_*`` variables relabel reads that are not settings
-OTHER_ENVIRONMENT = frozenset({"RELABEL_PATCHELF"})
+#: RELABEL_* names that are not settings: the patchelf to run, and the two read by relabel's
+#: own test suite (its download cache and a musl git directory for regenerating data)
+OTHER_ENVIRONMENT = frozenset({"RELABEL_PATCHELF", "RELABEL_TEST_CACHE", "RELABEL_MUSL_GIT"})
 
 
 def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
