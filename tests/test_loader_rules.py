@@ -421,10 +421,22 @@ def test_static_executable_on_a_glibc_host_is_manylinux(files: Files, tmp_path: 
     assert ours["overall_tag"] == "manylinux_2_5_x86_64"
     theirs = json.loads(auditwheel("show", "--json", wheel).stdout)
     assert theirs["overall_tag"] == ours["overall_tag"]
-    # with a sysroot that holds no C library, the wheel's tags decide
+    # tags for both families say nothing: with a sysroot that holds no C library, glibc
     bare = tmp_path / "bare"
     bare.mkdir()
-    assert analyze(wheel, Options(sysroot=str(bare))).libc == "musl"
+    assert analyze(wheel, Options(sysroot=str(bare))).libc == "glibc"
+
+
+def test_static_executable_tagged_for_one_c_library_keeps_it(files: Files, tmp_path: Path) -> None:
+    if not files.static_exe.exists():
+        pytest.skip("no static C library to link against")
+    # a static Rust tool published only as musllinux: the tag decides, as in auditwheel
+    tag = f"{PY_TAG}-{PY_TAG}-musllinux_1_2_x86_64"
+    wheel = make_wheel(tmp_path / "in", {"pkg/static": files.static_exe}, tag=tag)
+    ours = show_json(wheel)
+    assert ours["overall_tag"] == "musllinux_1_1_x86_64"  # nothing in it needs musl 1.2
+    theirs = json.loads(auditwheel("show", "--json", wheel).stdout)
+    assert theirs["overall_tag"] == "musllinux_1_2_x86_64"  # auditwheel assumes the host's
 
 
 def test_extension_suffix_names_the_c_library(files: Files, tmp_path: Path) -> None:

@@ -124,8 +124,8 @@ def _detect_libc(
     wheel: archive.WheelFile, infos: Mapping[str, ElfInfo], root: str = "/"
 ) -> policy.Libc:
     """musl or glibc, as auditwheel decides: from the ELF files (interpreter, DT_NEEDED),
-    then CPython's extension suffix, then the C library of the system the libraries are
-    resolved in (``root``), and only when that has none either, the wheel's tags.
+    then CPython's extension suffix, then the wheel's tags when they name one C library
+    family, then the C library of the system the libraries are resolved in (``root``).
 
     Android comes first: bionic's soname is plain ``libc.so`` too, so an ``android_`` tag
     (or bionic's linker, or CPython's Android extension suffix) decides before musl's rules.
@@ -154,12 +154,17 @@ def _detect_libc(
             implementation, _, rest = soabi[0].partition("-")
             if implementation == "cpython" and rest[:3].isdigit() and int(rest[:3]) >= 311:
                 return policy.Libc.GLIBC
+    # Tags that name one C library family decide next, as auditwheel's wheel-name rule does;
+    # a wheel tagged for both (a static executable) or for neither falls to the system.
+    families = {
+        policy.Libc.MUSL if t.platform.startswith("musllinux_") else policy.Libc.GLIBC
+        for t in wheel.tags
+        if t.platform.startswith(("musllinux_", "manylinux"))
+    }
+    if len(families) == 1:
+        return families.pop()
     system = _system_libc(root)
-    if system is not None:
-        return system
-    if any(t.platform.startswith("musllinux_") for t in wheel.tags):
-        return policy.Libc.MUSL
-    return policy.Libc.GLIBC
+    return policy.Libc.GLIBC if system is None else system
 
 
 def _system_libc(root: str) -> policy.Libc | None:
