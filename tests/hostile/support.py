@@ -329,12 +329,18 @@ def fake_tool(path: Path, body: str) -> Path:
     return path
 
 
+class Hang(BaseException):
+    """Raised by :func:`time_limit`. A BaseException, like KeyboardInterrupt: the code under
+    test turns OSError (TimeoutError included) into its own errors, and must not be able to
+    turn a hang into an accepted refusal."""
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """Fail with TimeoutError instead of hanging (SIGALRM: main thread only)."""
+    """Fail with :class:`Hang` instead of hanging (SIGALRM: main thread only)."""
 
     def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError(f"took more than {seconds} s")
+        raise Hang(f"took more than {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
