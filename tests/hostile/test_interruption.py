@@ -25,6 +25,7 @@ import pytest
 
 from relabel import archive, cli
 from relabel.errors import OutputError
+from tests import installed
 from tests.conftest import EXT_SUFFIX, Fixtures, make_wheel
 from tests.hooks_support import write_pyproject
 
@@ -136,10 +137,12 @@ def big(fixtures: Fixtures, tmp_path_factory: pytest.TempPathFactory) -> Big:
     # One uninterrupted run: how long it takes, and what it writes.
     out, scratch = root / "control-out", root / "control-tmp"
     started = time.monotonic()
-    proc = start_relabel("repair", "--library-dir", libdir, "-w", out, wheel, tmpdir=scratch)
-    _, stderr = proc.communicate(timeout=300)
+    args = ["repair", "--library-dir", str(libdir), "-w", str(out), str(wheel)]
+    proc = start_relabel(*args, tmpdir=scratch)
+    stdout, stderr = proc.communicate(timeout=300)
     seconds = time.monotonic() - started
     assert proc.returncode == 0, stderr
+    installed.check_command(args, stdout, stderr)
     [result] = out.iterdir()
     assert_valid_wheel(result)
     assert tree(scratch) == []
