@@ -433,7 +433,7 @@ def unrepaired_results(
 class Repair:
     """What a repair was asked to do and did, as far as the check needs it."""
 
-    input: Path
+    input: Path | None  # None when the unrepaired wheel is not at hand (no probe to compare)
     output: Path
     grafts: Mapping[str, str] = field(default_factory=dict)  # member -> source path
     moves: Mapping[str, str] = field(default_factory=dict)  # new member -> old member
@@ -502,7 +502,9 @@ def _skipped(infos: Mapping[str, Elf], repair: Repair, dirs: Sequence[str]) -> s
 
 def _originals(repair: Repair, members: Iterable[str], scratch: Path) -> dict[str, Path]:
     """member of the output -> the unrepaired file it was made from."""
-    out: dict[str, Path] = {}
+    out: dict[str, Path] = {m: Path(repair.grafts[m]) for m in members if m in repair.grafts}
+    if repair.input is None:
+        return {m: p for m, p in out.items() if p.is_file()}
     with zipfile.ZipFile(repair.input) as zf:
         names = set(zf.namelist())
         for member in members:
@@ -653,6 +655,16 @@ def check_result(wheel: Path, result: Any, options: Any) -> None:
 _GRAFTED = re.compile(r"grafted (\S+) from (.+) as (\S+)$")
 
 
+def grafts_reported(output: str) -> dict[str, str]:
+    """member -> source of each library the command's report says it grafted."""
+    grafts = {}
+    for line in output.splitlines():
+        match = _GRAFTED.search(line.strip())
+        if match:
+            grafts[match.group(3)] = match.group(2)
+    return grafts
+
+
 def check_command(
     args: Sequence[str],
     stdout: str,
@@ -684,11 +696,7 @@ def check_command(
             positional.append(item)
     here = Path(cwd) if cwd is not None else Path.cwd()
     out_dir = here / (values.get("-w") or values.get("--wheel-dir") or ["wheelhouse"])[-1]
-    grafts = {}
-    for line in (stdout + stderr).splitlines():
-        match = _GRAFTED.search(line.strip())
-        if match:
-            grafts[match.group(3)] = match.group(2)
+    grafts = grafts_reported(stdout + stderr)
     search = [*values.get("--library-dir", []), *values.get("-L", [])]
     search += [d for d in (env or {}).get("LD_LIBRARY_PATH", "").split(":") if d]
     written = {
