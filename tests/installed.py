@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -86,11 +87,20 @@ class Elf:
     runpath: tuple[str, ...]
     exports_probe: bool
     python_init: str | None
+    uses_python: bool  # refers to the Python C API: loads only into an interpreter
+    pie: bool  # DF_1_PIE: an executable, static-pie ones (no PT_INTERP) included
+
+    @property
+    def in_interpreter(self) -> bool:
+        """Whether it must be loaded where the interpreter's symbols are (main namespace)."""
+        return self.python_init is not None or self.uses_python
 
     @property
     def is_executable(self) -> bool:
         return self.elf_type == "ET_EXEC" or (
-            self.elf_type == "ET_DYN" and self.interpreter is not None and not self.python_init
+            self.elf_type == "ET_DYN"
+            and (self.interpreter is not None or self.pie)
+            and not self.in_interpreter
         )
 
 
@@ -111,12 +121,16 @@ def read_elf(path: Path) -> Elf | None:
             soname = None
             probe = False
             init = None
+            python = False
+            pie = False
             for section in elf.iter_sections():
                 if isinstance(section, DynamicSection):
                     for tag in section.iter_tags():
                         kind = tag.entry.d_tag
                         if kind == "DT_NEEDED":
                             needed.append(tag.needed)
+                        elif kind == "DT_FLAGS_1":
+                            pie = bool(tag.entry.d_val & 0x08000000)  # DF_1_PIE
                         elif kind == "DT_SONAME":
                             soname = tag.soname
                         elif kind in ("DT_RPATH", "DT_RUNPATH"):
@@ -124,6 +138,7 @@ def read_elf(path: Path) -> Elf | None:
                 elif section.name == ".dynsym":
                     for symbol in section.iter_symbols():
                         if symbol["st_shndx"] == "SHN_UNDEF":
+                            python = python or symbol.name.startswith(("Py", "_Py"))
                             continue
                         if symbol.name == "relabel_probe":
                             probe = True
@@ -140,6 +155,8 @@ def read_elf(path: Path) -> Elf | None:
                 tuple(runpath),
                 probe,
                 init,
+                python,
+                pie,
             )
     except (ELFError, OSError, ValueError, KeyError, AssertionError, UnicodeDecodeError):
         return None
@@ -299,8 +316,16 @@ def _run_loader(
 def _run_executable(path: Path, env: Mapping[str, str], cwd: Path) -> dict[str, Any]:
     try:
         proc = subprocess.run(
-            [str(path)], capture_output=True, env=dict(env), cwd=cwd, timeout=60, check=False
+            [str(path)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=dict(env),
+            cwd=cwd,
+            timeout=30,
+            check=False,
         )
+    except subprocess.TimeoutExpired:
+        return {"probe": ["still running after 30 s", ""]}  # it did start
     except OSError as exc:
         return {"error": str(exc)}
     output = proc.stdout.decode(errors="replace")
@@ -322,10 +347,10 @@ def load_all(
 ) -> Loaded:
     """Load ``files``: a process per group of libraries, one more per extension that needs
     a library ``provided`` by the wheel itself, executables run one by one."""
-    libraries = [str(f.path) for f in files if not f.is_executable and not f.python_init]
+    libraries = [str(f.path) for f in files if not f.is_executable and not f.in_interpreter]
     # Python extensions need the interpreter's symbols: the main namespace. One whose file
     # name does not match its PyInit_ cannot be imported, only loaded (ctypes).
-    extensions = [f for f in files if f.python_init]
+    extensions = [f for f in files if f.in_interpreter]
     shared = [e for e in extensions if set(e.needed) & provided]
     alone = [e for e in extensions if not set(e.needed) & provided]
     groups: list[tuple[list[str], list[Elf]]] = []
@@ -533,6 +558,9 @@ def check_repair_output(repair: Repair, workdir: Path) -> Loaded | None:
     first = {m: read_elf(p) for m, p in originals.items()}
     dirs = [*repair.search, *(d for i in first.values() if i for d in i.runpath)]
     skipped = _skipped(elves, repair, [d for d in dirs if d.startswith("/")])
+    if not for_this_python(repair.output):
+        # extensions for another Python cannot be loaded by this one
+        skipped |= {m for m, i in elves.items() if i.in_interpreter}
     to_load = {m: i for m, i in elves.items() if m not in skipped and runs_here(i)}
     if not to_load:
         CHECKED.append((repair.output.name, 0, 0))
@@ -549,8 +577,14 @@ def check_repair_output(repair: Repair, workdir: Path) -> Loaded | None:
     provided = {i.soname or i.path.name for i in elves.values()}
     cwd = workdir / "cwd"
     cwd.mkdir()
-    hide = {Path(s).parent for s in repair.grafts.values()} | {Path(d) for d in repair.search}
-    hide |= {Path(d) for i in elves.values() for d in i.runpath if d.startswith("/")}
+    # A manylinux/musllinux tag promises the wheel works on other machines: without the
+    # build tree. A wheel that keeps its linux tag promises this machine only (relabel's warn
+    # mode delivers one on purpose): it is loaded with the build tree in place.
+    promise = "manylinux" in repair.output.name or "musllinux" in repair.output.name
+    hide: set[Path] = set()
+    if promise:
+        hide = {Path(s).parent for s in repair.grafts.values()} | {Path(d) for d in repair.search}
+        hide |= {Path(d) for i in elves.values() for d in i.runpath if d.startswith("/")}
     with unreachable(hide, keep=[workdir, repair.output]) as hidden:
         loaded = load_all(
             layout.python,
@@ -560,38 +594,53 @@ def check_repair_output(repair: Repair, workdir: Path) -> Loaded | None:
             provided=provided,
             module_names=module_names,
         )
-    problems = []
-    # A wheel that keeps its linux tag promises nothing beyond this machine: where the
-    # unrepaired file does not load here either (a library that was never found), the
-    # repaired one need not. A manylinux/musllinux tag is a promise for every file.
-    promise = "manylinux" in repair.output.name or "musllinux" in repair.output.name
-    for member, info in sorted(to_load.items()):
-        got = loaded.results.get(str(info.path), {"error": "not loaded"})
-        broken_before = "error" in expected.get(member, {})
-        if "error" in got and broken_before and not promise:
-            continue
-        if "error" in got:
-            problems.append(f"{member}: does not load once installed: {got['error']}")
-            continue
-        want = expected.get(member)
-        if want is not None and "error" not in want and got.get("probe") != want.get("probe"):
-            problems.append(
-                f"{member}: gives {got.get('probe')!r} once installed, {want.get('probe')!r}"
-                " unrepaired"
-            )
+    problems = _compare(to_load, loaded, expected, promise=promise)
     problems += _check_launchers(repair, layout, expected, cwd)
-    sources = {os.path.realpath(s) for s in repair.grafts.values()}
-    for mapped in sorted(loaded.maps):
-        if _HIDDEN_SUFFIX in mapped or any(mapped.startswith(str(h) + "/") for h in hidden):
-            problems.append(f"a file of the build tree was loaded: {mapped}")
-        elif os.path.realpath(mapped) in sources:
-            problems.append(f"the original of a grafted library was loaded: {mapped}")
+    problems += _check_maps(loaded, repair, hidden)
     CHECKED.append((repair.output.name, len(to_load), len(repair.moves)))
     if problems:
         raise InstalledCheckError(
             f"{repair.output.name} installed in {layout.prefix}:\n  " + "\n  ".join(problems)
         )
     return loaded
+
+
+def _compare(
+    to_load: Mapping[str, Elf],
+    loaded: Loaded,
+    expected: Mapping[str, dict[str, Any]],
+    *,
+    promise: bool,
+) -> list[str]:
+    """Each file loaded, and gave what the unrepaired one gives."""
+    problems = []
+    for member, info in sorted(to_load.items()):
+        got = loaded.results.get(str(info.path), {"error": "not loaded"})
+        want = expected.get(member)
+        # Where the unrepaired file of a linux-tagged wheel does not load here either (a
+        # library that was never found), the repaired one need not.
+        if "error" in got and want is not None and "error" in want and not promise:
+            continue
+        if "error" in got:
+            problems.append(f"{member}: does not load once installed: {got['error']}")
+        elif want is not None and "error" not in want and got.get("probe") != want.get("probe"):
+            problems.append(
+                f"{member}: gives {got.get('probe')!r} once installed, {want.get('probe')!r}"
+                " unrepaired"
+            )
+    return problems
+
+
+def _check_maps(loaded: Loaded, repair: Repair, hidden: Sequence[Path]) -> list[str]:
+    """Nothing was loaded from the build tree, nor the original of a grafted library."""
+    problems = []
+    sources = {os.path.realpath(s) for s in repair.grafts.values()}
+    for mapped in sorted(loaded.maps):
+        if _HIDDEN_SUFFIX in mapped or any(mapped.startswith(f"{h}/") for h in hidden):
+            problems.append(f"a file of the build tree was loaded: {mapped}")
+        elif os.path.realpath(mapped) in sources:
+            problems.append(f"the original of a grafted library was loaded: {mapped}")
+    return problems
 
 
 def _check_launchers(
@@ -619,14 +668,27 @@ def _search_path(repair: Repair) -> list[str]:
 # ways in
 
 
-_COUNTER = [0]
+_COUNTER = itertools.count(1)  # next() is atomic: checks may run in worker threads
 
 
 def workdir_for(output: Path) -> Path:
     """A fresh directory for one check, under the suite's temporary directory."""
     base = BASETEMP if BASETEMP is not None else output.parent
-    _COUNTER[0] += 1
-    return base / "installed" / f"{_COUNTER[0]:05d}-{output.stem[:40]}"
+    return base / "installed" / f"{next(_COUNTER):05d}-{output.stem[:40]}"
+
+
+def for_this_python(wheel: Path) -> bool:
+    """Whether the wheel's extensions are built for the running interpreter (its tags
+    share an interpreter and ABI with this one's)."""
+    from packaging.tags import sys_tags
+    from packaging.utils import parse_wheel_filename
+
+    try:
+        tags = parse_wheel_filename(wheel.name)[3]
+    except ValueError:
+        return True
+    ours = {(t.interpreter, t.abi) for t in sys_tags()}
+    return any((t.interpreter, t.abi) in ours for t in tags)
 
 
 def check_result(wheel: Path, result: Any, options: Any) -> None:

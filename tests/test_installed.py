@@ -17,7 +17,7 @@ import pytest
 from relabel.repair import Options, repair
 
 from . import installed
-from .conftest import EXT_SUFFIX, Fixtures, make_wheel, record_hash
+from .conftest import EXT_SUFFIX, PY_TAG, Fixtures, make_wheel, record_hash
 
 EXT = f"pkg/_foo{EXT_SUFFIX}"
 BAR = f"pkg/_bar{EXT_SUFFIX}"
@@ -71,12 +71,24 @@ def test_a_good_repair_passes_and_its_probe_is_compared(fixtures: Fixtures, tmp_
 
 @pytest.mark.not_installable(reason="checked by hand below")
 def test_a_build_tree_runpath_fails(fixtures: Fixtures, tmp_path: Path) -> None:
-    # The unrepaired wheel itself: it loads only while the build tree is there.
-    wheel = make_wheel(tmp_path / "in", {EXT: fixtures.ext_foo})
+    # An unrepaired wheel tagged manylinux: it loads only while the build tree is there.
+    tag = f"{PY_TAG}-{PY_TAG}-manylinux_2_17_x86_64"
+    wheel = make_wheel(tmp_path / "in", {EXT: fixtures.ext_foo}, tag=tag)
     with pytest.raises(installed.InstalledCheckError, match=r"_foo.*does not load") as excinfo:
         check(installed.Repair(wheel, wheel, search=(str(fixtures.libdir),)), tmp_path)
     assert "libfoo.so.1" in str(excinfo.value)
     assert fixtures.libfoo.exists()  # the build tree is back
+
+
+@pytest.mark.not_installable(reason="checked by hand below")
+def test_a_linux_wheel_is_loaded_where_it_was_built(fixtures: Fixtures, tmp_path: Path) -> None:
+    # A linux tag promises this machine only (warn mode delivers such wheels): the build
+    # tree stays, and the file must still load and give the same result.
+    wheel = make_wheel(tmp_path / "in", {EXT: fixtures.ext_foo})
+    loaded = check(installed.Repair(wheel, wheel, search=(str(fixtures.libdir),)), tmp_path)
+    assert loaded is not None
+    [got] = loaded.results.values()
+    assert got == {"probe": 42}
 
 
 @pytest.mark.not_installable(reason="checked by hand below")
