@@ -36,7 +36,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         files = sum(n for _, n, _ in installed.CHECKED)
         terminalreporter.write_line(
             f"installed-layout check: {len(installed.CHECKED)} repaired wheels installed,"
-            f" {files} ELF files loaded"
+            f" {files} ELF files loaded, {installed.SECONDS[0]:.1f} s"
         )
 
 

@@ -38,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ NAMESPACES_PER_PROCESS = 12
 
 #: (wheel name, ELF files loaded, launchers run) for each check this session
 CHECKED: list[tuple[str, int, int]] = []
+#: the time spent in checks this session
+SECONDS = [0.0]
 
 _HIDDEN_SUFFIX = ".relabel-hidden"
 _PY_ABI_SUFFIXES = tuple(
@@ -549,6 +552,14 @@ def _originals(repair: Repair, members: Iterable[str], scratch: Path) -> dict[st
 def check_repair_output(repair: Repair, workdir: Path) -> Loaded | None:
     """Install ``repair.output`` and load every ELF file in it (see the module docstring);
     raise InstalledCheckError when one does not load or gives another result."""
+    started = time.monotonic()
+    try:
+        return _check_repair_output(repair, workdir)
+    finally:
+        SECONDS[0] += time.monotonic() - started
+
+
+def _check_repair_output(repair: Repair, workdir: Path) -> Loaded | None:
     workdir.mkdir(parents=True, exist_ok=True)
     layout = install_wheel(repair.output, workdir / "venv")
     installed = _members_installed_at(layout, repair.output)
