@@ -19,10 +19,16 @@ check:
    executables with what the unrepaired files give on this machine, where the libraries
    are still found where the repair found them.
 
-ELF files for another machine or C library (aarch64, musl), relocatable objects, and
-members the repair was told not to touch (``skip_scan``) or whose libraries it was told
-to leave out (``exclude``) are not loaded: nothing on this machine can tell whether they
-would work.
+Only a manylinux/musllinux tag promises the wheel works elsewhere, so only then is the
+build tree hidden; a wheel that keeps its linux tag (warn mode delivers such wheels) is
+loaded where it was built. A library that another file of the wheel needs may be unable
+to load on its own (ld.so lets a DT_RPATH serve the whole loading chain): it passes when
+it was mapped as that file's dependency.
+
+ELF files for another machine or C library (aarch64, musl), relocatable objects,
+extensions for another Python, and members the repair was told not to touch
+(``skip_scan``) or whose libraries it was told to leave out (``exclude``) are not loaded:
+nothing on this machine can tell whether they would work.
 """
 
 from __future__ import annotations

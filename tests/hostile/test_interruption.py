@@ -110,7 +110,9 @@ def big(fixtures: Fixtures, tmp_path_factory: pytest.TempPathFactory) -> Big:
     rng = random.Random(20240607)
     (root / "blob.bin").write_bytes(rng.randbytes(40 << 20))
     (root / "big.c").write_text(
-        '__asm__(".section .rodata\\n.global big_blob\\nbig_blob:\\n.incbin \\"blob.bin\\"\\n");\n'
+        # pushsection/popsection: without them foo() would land in .rodata, not executable
+        '__asm__(".pushsection .rodata\\n.global big_blob\\nbig_blob:\\n'
+        '.incbin \\"blob.bin\\"\\n.popsection\\n");\n'
         "int foo(void) { return 42; }\n"
     )
     libdir = root / "lib"
