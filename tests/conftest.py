@@ -13,11 +13,58 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from . import installed
+
 EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
 PY_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "not_installable(reason): the repairs of this test make wheels that are not meant to"
+        " work once installed (the installed-layout check is not run on them)",
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if installed.CHECKED:
+        files = sum(n for _, n, _ in installed.CHECKED)
+        terminalreporter.write_line(
+            f"installed-layout check: {len(installed.CHECKED)} repaired wheels installed,"
+            f" {files} ELF files loaded, {installed.SECONDS[0]:.1f} s"
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _installed_check_base(tmp_path_factory: pytest.TempPathFactory) -> None:
+    installed.BASETEMP = tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture(autouse=True)
+def _installed_check(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every successful in-process repair (``repair()``, the command's ``main``, the build
+    backend) goes through the installed-layout check (tests/installed.py)."""
+    if request.node.get_closest_marker("not_installable"):
+        return
+    import relabel.build_meta
+    import relabel.cli
+    import relabel.repair
+
+    original = relabel.repair.repair
+
+    def checked(wheel_path: Path, out_dir: Path, options: relabel.repair.Options):  # type: ignore[no-untyped-def]
+        result = original(wheel_path, out_dir, options)
+        installed.check_result(wheel_path, result, options)
+        return result
+
+    for module in (relabel.repair, relabel.cli, relabel.build_meta, request.module):
+        if getattr(module, "repair", None) is original:
+            monkeypatch.setattr(module, "repair", checked)
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
@@ -49,29 +96,40 @@ class Fixtures:
     ext_bz2: Path  # Python extension "_bz2v" linked to the system libbz2 (a distro package)
 
 
+#: Each library exports ``relabel_probe``, which calls into what it depends on: the
+#: installed-layout check (tests/installed.py) compares its result before and after repair.
 LIB_SOURCES = {
-    "foo.c": "int foo(void) { return 42; }\n",
-    "bar.c": "int foo(void);\nint bar(void) { return foo() + 1; }\n",
+    "foo.c": "int foo(void) { return 42; }\nint relabel_probe(void) { return foo(); }\n",
+    "bar.c": (
+        "int foo(void);\nint bar(void) { return foo() + 1; }\n"
+        "int relabel_probe(void) { return bar() * 10; }\n"
+    ),
     "new.c": (
         "#include <pthread.h>\n"
         "static void *run(void *a) { return a; }\n"
         "int newsym(void) { pthread_t t; if (pthread_create(&t, 0, run, 0)) return -1;"
         " return pthread_join(t, 0); }\n"
+        "int relabel_probe(void) { return newsym() + 5; }\n"
     ),
     "cxx.cpp": (
         "#include <string>\n"
         'extern "C" int cxx_len(const char *s)'
         ' { std::string x(s); x += "!"; return (int)x.size(); }\n'
+        'extern "C" int relabel_probe(void) { return cxx_len("probe"); }\n'
     ),
-    "isa.c": "int isa(int x) { return x * 3; }\n",
+    "isa.c": "int isa(int x) { return x * 3; }\nint relabel_probe(void) { return isa(7); }\n",
 }
 
 
-def _extension(name: str, body: str, call: str) -> str:
+def _extension(name: str, body: str, call: str, probe: bool = True) -> str:
+    """An extension module ``name`` whose ``value()`` returns ``call``; ``relabel_probe()``
+    returns it too, for the installed-layout check (not where ``call`` may raise)."""
+    exported = f"int relabel_probe(void) {{ return (int)({call}); }}" if probe else ""
     return f"""
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 {body}
+{exported}
 static PyObject *value(PyObject *self, PyObject *args) {{ return PyLong_FromLong({call}); }}
 static PyMethodDef methods[] = {{{{"value", value, METH_NOARGS, ""}}, {{NULL, NULL, 0, NULL}}}};
 static struct PyModuleDef mod = {{PyModuleDef_HEAD_INIT, "{name}", NULL, -1, methods}};
@@ -157,7 +215,7 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Fixtures:
     exts.mkdir()
 
     def ext(name: str, body: str, call: str, *extra: str) -> Path:
-        (src / f"{name}.c").write_text(_extension(name, body, call))
+        (src / f"{name}.c").write_text(_extension(name, body, call, probe=name != "_dl"))
         out = exts / f"{name}{EXT_SUFFIX}"
         _run([*cc, f"-I{include}", "-o", str(out), f"{name}.c", *extra], src)
         return out

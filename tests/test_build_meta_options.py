@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
@@ -52,9 +53,26 @@ def test_pyproject_options(built, fixtures: Fixtures) -> None:  # type: ignore[n
     assert any(n.startswith("demo.vendored/libfoo-") for n in libs)  # grafted for _foo
 
 
-def test_config_settings_and_environment(built, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def _has_symtab(data: bytes) -> bool:
+    from elftools.elf.elffile import ELFFile
+
+    return ELFFile(io.BytesIO(data)).get_section_by_name(".symtab") is not None
+
+
+def test_config_settings_and_environment(
+    built, fixtures: Fixtures, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("RELABEL_UPDATE_TAGS", "false")
-    wheel = built({}, {"relabel.skip-scan": "pkg/_dl*", "relabel.strip": "true"})
-    assert wheel.name.endswith("-linux_x86_64.whl")
+    # _dl needs dlopen@GLIBC_2.34: manylinux_2_17 is reachable only if it is not scanned
+    settings = {"relabel.plat": "manylinux_2_17", "relabel.strip": "true"}
+    with pytest.raises(SystemExit, match=r"GLIBC_2\.34"):
+        built({}, settings)
+    wheel = built({}, {**settings, "relabel.skip-scan": "pkg/_dl*"})
+    assert wheel.name.endswith("-linux_x86_64.whl")  # RELABEL_UPDATE_TAGS
     with zipfile.ZipFile(wheel) as zf:
         assert any(n.startswith("demo.libs/libfoo-") for n in zf.namelist())
+        patched = zf.read(f"pkg/_foo{EXT_SUFFIX}")
+        skipped = zf.read(f"pkg/_dl{EXT_SUFFIX}")
+    assert _has_symtab(fixtures.ext_foo.read_bytes())
+    assert not _has_symtab(patched)  # relabel.strip
+    assert skipped == fixtures.ext_dl.read_bytes()  # not scanned: not touched

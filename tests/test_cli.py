@@ -10,19 +10,23 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
+from . import installed
 from .conftest import EXT_SUFFIX, Fixtures, make_wheel
 
 
 def relabel(*args: str) -> subprocess.CompletedProcess[str]:
     # a manylinux image sets AUDITWHEEL_PLAT, which changes the default target
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITWHEEL_")}
-    return subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "relabel", *args],
         capture_output=True,
         text=True,
         env=env,
         check=False,
     )
+    if proc.returncode == 0:
+        installed.check_command(args, proc.stdout, proc.stderr)
+    return proc
 
 
 def test_show_text_explains_and_exits_1_when_not_compliant(

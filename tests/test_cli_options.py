@@ -13,19 +13,23 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
+from . import installed
 from .conftest import EXT_SUFFIX, Fixtures, make_wheel
 
 
 def relabel(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AUDITWHEEL_")}
     environ.update(env or {})
-    return subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "relabel", *args],
         capture_output=True,
         text=True,
         env=environ,
         check=False,
     )
+    if proc.returncode == 0:
+        installed.check_command(args, proc.stdout, proc.stderr, environ)
+    return proc
 
 
 def platforms(wheel: Path) -> set[str]:

@@ -99,7 +99,7 @@ def _check_repair(wheel: support.Wheel, results: support.Results) -> list[str]:
         ]
     if ours.run.rc != 0:
         return []
-    problems = []
+    problems = [f"installed: {ours.installed}"] if ours.installed else []
     musl = "musl-from-symbols" in wheel.deliberate
     ours_tags = support.platforms(ours.outputs[0], musl_as_one=musl)
     theirs_tags = support.platforms(theirs.outputs[0], musl_as_one=musl)

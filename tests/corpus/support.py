@@ -28,6 +28,8 @@ from typing import Any
 
 from packaging.utils import parse_wheel_filename
 
+from tests import installed
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -170,6 +172,7 @@ class Repaired:
     run: Run
     outputs: tuple[str, ...]  # names of the wheels written
     libs: frozenset[str]  # members under <pkg>.libs/ of the wheel written
+    installed: str | None = None  # what the installed-layout check found wrong (relabel's)
 
 
 def libs_members(wheel: Path) -> frozenset[str]:
@@ -180,10 +183,17 @@ def libs_members(wheel: Path) -> frozenset[str]:
 def repair(tool: str, wheel: Path, scratch: Path) -> Repaired:
     out = Path(tempfile.mkdtemp(prefix=f"{tool}-", dir=scratch))
     try:
-        run = _tool(tool, "repair", "-w", str(out), str(wheel))
+        args = ["repair", "-w", str(out), str(wheel)]
+        run = _tool(tool, *args)
         written = sorted(out.glob("*.whl"))
         libs = libs_members(written[0]) if written else frozenset()
-        return Repaired(run, tuple(p.name for p in written), libs)
+        problem = None
+        if tool == "relabel" and run.rc == 0:
+            try:
+                installed.check_command(args, run.stdout, run.stderr)
+            except installed.InstalledCheckError as exc:
+                problem = str(exc)
+        return Repaired(run, tuple(p.name for p in written), libs, problem)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 

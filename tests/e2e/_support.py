@@ -30,6 +30,8 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from packaging.utils import parse_wheel_filename
 
+from tests import installed
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from email.message import Message
@@ -326,6 +328,19 @@ class Builder:
             shutil.rmtree(project)
         outputs = tuple(sorted(p.name for p in out_dir.iterdir())) if out_dir.exists() else ()
         build = Build(example, route, project, out_dir, result, outputs, libraries)
+        if build.ok and "relabel.mode=skip" not in config:
+            # the installed-layout check: the build tree is gone (or hidden while it runs)
+            for index, wheel in enumerate(build.wheels):
+                settings = dict(c.split("=", 1) for c in config if "=" in c)
+                repair = installed.Repair(
+                    None,
+                    wheel,
+                    installed.grafts_reported(result.output),
+                    exclude=tuple(filter(None, settings.get("relabel.exclude", "").split(","))),
+                    skip_scan=tuple(filter(None, settings.get("relabel.skip-scan", "").split(","))),
+                    search=(str(project),),
+                )
+                installed.check_repair_output(repair, work / f"installed{index}")
         self._cache[key] = build
         return build
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests import installed
 from tests.conftest import PY_TAG, record_hash
 
 if TYPE_CHECKING:
@@ -50,16 +51,23 @@ def run_relabel(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 120,
+    check_installed: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    """Run the command; a successful ``repair`` goes through the installed-layout check
+    unless ``check_installed`` is false."""
+    full_env = clean_env(tmpdir, **(env or {}))
+    proc = subprocess.run(
         [*RELABEL, *map(str, args)],
         capture_output=True,
         text=True,
-        env=clean_env(tmpdir, **(env or {})),
+        env=full_env,
         cwd=cwd,
         timeout=timeout,
         check=False,
     )
+    if proc.returncode == 0 and check_installed:
+        installed.check_command([str(a) for a in args], proc.stdout, proc.stderr, full_env, cwd)
+    return proc
 
 
 def start_relabel(
@@ -329,12 +337,18 @@ def fake_tool(path: Path, body: str) -> Path:
     return path
 
 
+class Hang(BaseException):
+    """Raised by :func:`time_limit`. A BaseException, like KeyboardInterrupt: the code under
+    test turns OSError (TimeoutError included) into its own errors, and must not be able to
+    turn a hang into an accepted refusal."""
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """Fail with TimeoutError instead of hanging (SIGALRM: main thread only)."""
+    """Fail with :class:`Hang` instead of hanging (SIGALRM: main thread only)."""
 
     def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError(f"took more than {seconds} s")
+        raise Hang(f"took more than {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)

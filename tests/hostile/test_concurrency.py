@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import installed
 from tests.conftest import EXT_SUFFIX, Fixtures, make_wheel
 
 from .support import assert_valid_wheel, start_relabel, tree
@@ -40,9 +41,10 @@ def run_together(wheels: list[Path], out: Path, tmp_path: Path, label: str) -> N
         start_relabel("repair", "-w", out, wheel, tmpdir=tmp_path / f"tmp-{label}-{index}")
         for index, wheel in enumerate(wheels)
     ]
-    for proc in procs:
-        _, stderr = proc.communicate(timeout=300)
+    for proc, wheel in zip(procs, wheels):
+        stdout, stderr = proc.communicate(timeout=300)
         assert proc.returncode == 0, stderr
+        installed.check_command(["repair", "-w", str(out), str(wheel)], stdout, stderr)
     for index in range(len(wheels)):
         assert tree(tmp_path / f"tmp-{label}-{index}") == []
 

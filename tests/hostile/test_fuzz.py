@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from relabel.elf import ElfInfo, read_elf
 from relabel.errors import ElfError, RelabelError
-from relabel.repair import Analysis, Options, analyze
+from relabel.repair import Options, analyze
 from tests.conftest import EXT_SUFFIX, Fixtures, make_wheel
 
 from .support import ELF64_HEADER, ELF64_SECTION, time_limit
@@ -188,11 +188,19 @@ def test_read_elf_returns_a_record_or_raises_elf_error(
     path = workdir / "garbled.so"
     path.write_bytes(garble(seeds, *case))
     outcome = read_garbled(path)
-    assert isinstance(outcome, (ElfInfo, ElfError))
-    if isinstance(outcome, ElfInfo):
-        # a record is always usable downstream: plain strings and tuples
-        assert all(isinstance(n, str) and n for n in outcome.needed)
+    if isinstance(outcome, ElfError):
+        # a refusal names the member and says what to do
         assert outcome.path == "pkg/garbled.so"
+        assert str(outcome).startswith("pkg/garbled.so: unreadable ELF file: "), outcome
+        assert outcome.message
+        return
+    # a record is always usable downstream: plain, non-empty strings in tuples
+    assert outcome.path == "pkg/garbled.so"
+    for names in (outcome.needed, outcome.rpath, outcome.runpath):
+        assert isinstance(names, tuple)
+        assert all(isinstance(n, str) and n for n in names), names
+    assert outcome.soname is None or isinstance(outcome.soname, str)
+    assert outcome.isa_level >= 1
 
 
 @settings(FUZZ_SETTINGS, max_examples=PIPELINE_EXAMPLES)
@@ -208,9 +216,14 @@ def test_pipeline_returns_or_raises_a_relabel_error(
     with time_limit(60):
         try:
             result = analyze(wheel, Options())
-        except RelabelError:
+        except RelabelError as exc:
+            # one message that names a member of the wheel (or the wheel itself)
+            assert "pkg/" in str(exc) or wheel.name in str(exc), exc
             return
-    assert isinstance(result, Analysis)
+    # pure only when the garbled copies can no longer be ELF files; otherwise audited
+    could_be_elf = garbled.startswith(b"\x7fELF") and len(garbled) >= 64
+    assert not (result.pure and could_be_elf), (len(garbled), garbled[:64])
+    assert result.pure or result.audit is not None
 
 
 def test_garble_is_deterministic(seeds: list[bytes]) -> None:

@@ -25,6 +25,7 @@ import pytest
 
 from relabel import archive, cli
 from relabel.errors import OutputError
+from tests import installed
 from tests.conftest import EXT_SUFFIX, Fixtures, make_wheel
 from tests.hooks_support import write_pyproject
 
@@ -109,7 +110,9 @@ def big(fixtures: Fixtures, tmp_path_factory: pytest.TempPathFactory) -> Big:
     rng = random.Random(20240607)
     (root / "blob.bin").write_bytes(rng.randbytes(40 << 20))
     (root / "big.c").write_text(
-        '__asm__(".section .rodata\\n.global big_blob\\nbig_blob:\\n.incbin \\"blob.bin\\"\\n");\n'
+        # pushsection/popsection: without them foo() would land in .rodata, not executable
+        '__asm__(".pushsection .rodata\\n.global big_blob\\nbig_blob:\\n'
+        '.incbin \\"blob.bin\\"\\n.popsection\\n");\n'
         "int foo(void) { return 42; }\n"
     )
     libdir = root / "lib"
@@ -136,10 +139,12 @@ def big(fixtures: Fixtures, tmp_path_factory: pytest.TempPathFactory) -> Big:
     # One uninterrupted run: how long it takes, and what it writes.
     out, scratch = root / "control-out", root / "control-tmp"
     started = time.monotonic()
-    proc = start_relabel("repair", "--library-dir", libdir, "-w", out, wheel, tmpdir=scratch)
-    _, stderr = proc.communicate(timeout=300)
+    args = ["repair", "--library-dir", str(libdir), "-w", str(out), str(wheel)]
+    proc = start_relabel(*args, tmpdir=scratch)
+    stdout, stderr = proc.communicate(timeout=300)
     seconds = time.monotonic() - started
     assert proc.returncode == 0, stderr
+    installed.check_command(args, stdout, stderr)
     [result] = out.iterdir()
     assert_valid_wheel(result)
     assert tree(scratch) == []
@@ -181,6 +186,9 @@ def test_killed_at_any_moment(big: Big, tmp_path: Path, sig: signal.Signals) -> 
             assert proc.returncode in (0, 128 + sig, -sig, 1), (proc.returncode, stderr)
         outcomes.append((round(delay, 2), proc.returncode, bool(new)))
     print(f"{sig.name}: (delay, status, wheel written) {outcomes}")
+    # The delays are spread over the run: some run must have been cut short, or this test
+    # only watched finished repairs.
+    assert any(status != 0 and not written for _, status, written in outcomes), outcomes
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
@@ -196,6 +204,7 @@ def test_interrupted_without_o_tmpfile_removes_its_part_file(
         "sys.exit(cli.main(sys.argv[1:]))\n"
     )
     rng = random.Random(f"relabel-part-{int(sig)}")
+    interrupted = 0
     for run in range(RUNS):
         out, scratch = tmp_path / f"out{run}", tmp_path / f"tmp{run}"
         proc = subprocess.Popen(
@@ -215,12 +224,29 @@ def test_interrupted_without_o_tmpfile_removes_its_part_file(
             text=True,
             env=clean_env(scratch),
         )
-        # late in the run, while the output file is being written
-        time.sleep(big.seconds * (0.5 + 0.5 * (run + rng.random()) / RUNS))
+        # while the output file is being written: wait for the part file to appear
+        part = _wait_for_part_file(proc, out, big.name)
+        assert part is not None, f"no part file was seen in {out}: {proc.communicate()}"
+        time.sleep(0.05 * rng.random())
         proc.send_signal(sig)
         proc.communicate(timeout=300)
+        assert not (out / part).exists(), tree(out)
         assert tree(out) in ([], [big.name]), tree(out)
         assert tree(scratch) == []
+        interrupted += tree(out) == []
+    assert interrupted, "every run finished before the signal: nothing was interrupted"
+
+
+def _wait_for_part_file(proc: subprocess.Popen[str], out: Path, name: str) -> str | None:
+    """The hidden ``.NAME.*.part`` file, as soon as it is in ``out``; None if the process
+    ended (or a minute passed) first."""
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        parts = [f for f in tree(out) if f.startswith(f".{name}.") and f.endswith(".part")]
+        if parts:
+            return parts[0]
+        time.sleep(0.002)
+    return None
 
 
 def test_unusable_temporary_directory_is_one_message(

@@ -534,6 +534,25 @@ def test_unreadable_input(
         wheel.chmod(stat.S_IRUSR | stat.S_IWUSR)
 
 
+def test_unreadable_input_simulated(
+    fixtures: Fixtures, tmp_path: Path, run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same refusal where chmod cannot stop the reader (root): opening the wheel fails."""
+    wheel = write_zip(wheel_path(tmp_path), ext_wheel(fixtures))
+    real_open = zipfile.io.open  # type: ignore[attr-defined]
+    refused = []
+
+    def guarded_open(file: object, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if isinstance(file, (str, os.PathLike)) and Path(file).resolve() == wheel.resolve():
+            refused.append(file)
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.io, "open", guarded_open)  # type: ignore[attr-defined]
+    run.refused(wheel, "Permission denied")
+    assert refused  # the wheel really was opened, and refused
+
+
 def test_output_that_cannot_be_written_is_one_message(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
@@ -593,7 +612,12 @@ def test_valid_wheel_still_repairs(
         assert again.members["pkg/data.bin"].size == 100_000
 
 
-def test_wheel_error_names_the_member() -> None:
-    error = WheelError("demo.whl", "broken", member="pkg/x.so")
-    assert error.member == "pkg/x.so"
-    assert str(error) == "demo.whl: broken"
+def test_wheel_error_names_the_member(tmp_path: Path) -> None:
+    members = wheel_members({"pkg/x.so": b"one", "pkg/__init__.py": b""})
+    entries = [Entry(n, d) for n, d in members.items()]
+    entries.insert(1, Entry("pkg/x.so", b"two"))
+    wheel = write_zip(wheel_path(tmp_path), entries)
+    with pytest.raises(WheelError) as excinfo, WheelFile(wheel):
+        pass
+    assert excinfo.value.member == "pkg/x.so"
+    assert str(excinfo.value) == f"{wheel.name}: member 'pkg/x.so' appears more than once"
