@@ -15,7 +15,17 @@ import json
 import posixpath
 from typing import TYPE_CHECKING, Any
 
-from relabel.audit import BLACKLISTED, ISA, PYFPE, REPAIRABLE, UCS2, Audit, Finding, Verdict
+from relabel.audit import (
+    BLACKLISTED,
+    ISA,
+    MUSL_SYMBOL,
+    PYFPE,
+    REPAIRABLE,
+    UCS2,
+    Audit,
+    Finding,
+    Verdict,
+)
 from relabel.plan import advice
 
 if TYPE_CHECKING:
@@ -185,12 +195,17 @@ def _grafted_versions(audit: Audit, verdict: Verdict) -> dict[str, set[str]]:
 
 
 def _allowed_by_symbols(audit: Audit, versions: Mapping[str, Iterable[str]]) -> Verdict:
-    """The most compatible policy whose symbol versions cover ``versions``."""
+    """The most compatible policy whose symbol versions cover ``versions`` (for musl, which
+    has no versions: whose release exports every symbol the files take from it)."""
     wanted = {v for vs in versions.values() for v in vs}
     return next(
         v
         for v in audit.verdicts
-        if v.policy.is_linux or all(v.policy.allows_symbol_version(x) for x in wanted)
+        if v.policy.is_linux
+        or (
+            all(v.policy.allows_symbol_version(x) for x in wanted)
+            and not any(f.kind == MUSL_SYMBOL for f in v.findings)
+        )
     )
 
 
