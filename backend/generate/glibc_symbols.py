@@ -17,15 +17,16 @@ older glibc. It needs three facts per architecture, all derived here, never gues
   old version is a wrapper around the same core, the opt-in behaviour changes, and a denylist.
   Each rename is checked against the addresses when both names are in one library.
 
-Nothing fetched is built or run. Run from the repository root::
+Nothing fetched is built or run. Run from the repository root (``bash .ci/glibc-roots``
+unpacks the trixie packages into /var/tmp/relabel-floor)::
 
-    python backend/generate/glibc_symbols.py GLIBC_GIT \\
-        x86_64=TRIXIE_AMD64_ROOT aarch64=TRIXIE_ARM64_ROOT > backend/relabel/_data/glibc_floor.json
+    R=/var/tmp/relabel-floor
+    python backend/generate/glibc_symbols.py GLIBC_GIT x86_64=$R/trixie-amd64 \\
+        aarch64=$R/trixie-arm64 > backend/relabel/_data/glibc_floor.json
 
 where GLIBC_GIT is a git directory of glibc with its release tags (e.g. a mirror of
-https://github.com/bminor/glibc) and the roots are ``dpkg-deb -x libc6_*.deb`` directories.
-``tests/test_floor_data.py`` regenerates the data and compares it when ``RELABEL_GLIBC_GIT``
-and ``RELABEL_TRIXIE_AMD64``/``RELABEL_TRIXIE_ARM64`` name such inputs.
+https://github.com/bminor/glibc). ``tests/test_floor_data.py`` regenerates the data and
+compares it when ``RELABEL_GLIBC_GIT`` names such a directory.
 """
 
 from __future__ import annotations
