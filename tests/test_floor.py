@@ -47,14 +47,14 @@ def test_pthread_create_moves_back_to_libpthread() -> None:
     assert c.describe() == "pthread_create: libc.so.6 GLIBC_2.34 -> libpthread.so.0 GLIBC_2.2.5"
     assert (c.klass, c.new_file, c.provider) == ("A", "libpthread.so.0", "libpthread.so.0")
     assert p.add_needed == ("libpthread.so.0",)
-    assert p.reached == (2, 2, 5)
+    # GLIBC_2.2.5 alone would claim glibc 2.5; the file keeps requiring the oldest checked
+    assert (p.reached, p.pin) == ((2, 17), ("libc.so.6", "GLIBC_2.17"))
 
 
 def test_aarch64_base_version_is_2_17() -> None:
-    c = one(
-        floor.plan_file(facts(("pthread_create", "libc.so.6", "GLIBC_2.34"), arch=ARM), (2, 17))
-    )
-    assert c.new_version == "GLIBC_2.17"
+    p = floor.plan_file(facts(("pthread_create", "libc.so.6", "GLIBC_2.34"), arch=ARM), (2, 17))
+    assert one(p).new_version == "GLIBC_2.17"
+    assert p.pin is None  # nothing older than 2.17 exists there
 
 
 def test_provider_already_needed_is_not_added_twice() -> None:
@@ -134,7 +134,7 @@ def test_libm_reversions_are_class_b_and_memcpy_2_14_already_fits() -> None:
     f = facts(("exp", "libm.so.6", "GLIBC_2.29"), ("memcpy", "libc.so.6", "GLIBC_2.14"))
     p = floor.plan_file(f, (2, 17))
     assert {(c.symbol, c.new_version, c.klass) for c in p.changes} == {("exp", "GLIBC_2.2.5", "B")}
-    assert p.reached == (2, 14)  # below manylinux_2_17, the oldest policy: nothing to gain
+    assert p.reached == (2, 17)  # memcpy@2.14 is kept; the rewrite pins 2.17
 
 
 def test_new_functions_and_data_are_refused() -> None:

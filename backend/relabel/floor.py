@@ -290,6 +290,9 @@ class FilePlan:
     reached: Version | None = None  # the glibc the file needs after the changes (None: none)
     caps: tuple[str, ...] = ()  # libstdc++/libgcc versions that hold the tag, untouched
     skipped: str | None = None  # why the file is not handled at all
+    #: (file, version) required without a symbol, so that the rewritten file never claims a
+    #: glibc older than the oldest release relabel's data checks
+    pin: tuple[str, str] | None = None
 
     def rewrite(self) -> verneed.Rewrite:
         return verneed.Rewrite(
@@ -298,6 +301,7 @@ class FilePlan:
                 for c in self.changes
             ),
             self.add_needed,
+            (self.pin,) if self.pin else (),
         )
 
 
@@ -376,14 +380,25 @@ def plan_file(f: Facts, target: Version, allow: Iterable[str] = ()) -> FilePlan:
                 "a version need no symbol uses (a linker or loader feature); it cannot be dropped"
             )
             blockers.append(Blocker(None, file, version, "F", reason))
+    reached = _reached(f, changes, indices)
+    pin = None
+    oldest = t.releases[0]
+    if changes and (reached is None or reached < oldest):
+        # The old versions chosen may be older than any release the data covers; require the
+        # oldest checked release explicitly (a version need with no symbol, which ld.so checks
+        # like any other) rather than let the tag claim what was never checked.
+        version = f"GLIBC_{show(oldest)}"
+        if version in t.defines("libc.so.6", oldest) and "libc.so.6" in f.needed:
+            pin, reached = ("libc.so.6", version), oldest
     return FilePlan(
         f.path,
         target,
         tuple(changes),
         tuple(blockers),
         tuple(add_needed),
-        _reached(f, changes, indices),
+        reached,
         tuple(caps),
+        pin=pin,
     )
 
 
@@ -572,3 +587,191 @@ def _restore(dest: Path, backup: bytes | None) -> None:
         dest.write_bytes(backup)
     else:
         dest.unlink(missing_ok=True)
+
+
+# --- a whole wheel ------------------------------------------------------------------------
+
+OFF = "off"
+AUTO = "auto"
+#: the provenance file's name in ``.dist-info``
+PROVENANCE = "relabel-glibc-floor.json"
+_POLICY = re.compile(r"manylinux_(\d+)_(\d+)")
+
+
+class FloorError(RelabelError):
+    """An explicit ``glibc-floor`` that some file cannot reach; lists every reason."""
+
+    def __init__(self, target: str, problems: Sequence[str]) -> None:
+        self.target = target
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(
+            f"glibc-floor = {target!r} cannot be met:\n{lines}\n"
+            "Raise glibc-floor to the lowest release named above, set it to 'auto' to lower"
+            " as far as the safe rules allow, or build against an older glibc."
+        )
+
+
+def parse_setting(value: str) -> Version | str:
+    """``off``/``auto``, or the glibc release of ``2.17`` / ``manylinux_2_17`` /
+    ``manylinux2014``; raises ValueError with a sentence otherwise."""
+    text = value.strip()
+    if text in (OFF, AUTO):
+        return text
+    aliases = {"manylinux2014": (2, 17), "manylinux2010": (2, 12), "manylinux1": (2, 5)}
+    m = _POLICY.fullmatch(text)
+    if m:
+        version: Version = (int(m.group(1)), int(m.group(2)))
+    elif text in aliases:
+        version = aliases[text]
+    elif re.fullmatch(r"\d+\.\d+", text):
+        version = parse_version(text)
+    else:
+        raise ValueError(
+            f"{value!r} is not 'off', 'auto', a glibc release such as '2.17' or a policy such"
+            " as 'manylinux_2_28'"
+        )
+    known = releases()
+    if version not in known:
+        raise ValueError(
+            f"glibc {show(version)} is outside what relabel can lower to"
+            f" ({show(known[0])} to {show(known[-1])})"
+        )
+    return version
+
+
+def opt_in_groups() -> list[str]:
+    """The names ``glibc-floor-allow`` accepts."""
+    return sorted({v[1] for v in _raw_data()["opt_in"].values()})
+
+
+@dataclass(frozen=True)
+class WheelFloor:
+    """What lowering did to a wheel's files (or, with ``off``, what ``auto`` would do)."""
+
+    setting: str
+    target: Version | None
+    plans: tuple[FilePlan, ...]
+    lowered: tuple[str, ...]  # members rewritten
+    failed: tuple[tuple[str, str], ...] = ()  # (member, why the original was kept)
+    skipped: tuple[tuple[str, str], ...] = ()  # (member, why it is not handled)
+    #: (member, requirement) that keeps the member above the oldest release relabel checks
+    holding: tuple[tuple[str, Blocker], ...] = ()
+
+    def lines(self) -> list[str]:
+        """The report: every rewrite, and what still holds each file up and why."""
+        out = []
+        if self.setting == OFF:
+            if self.target is not None:
+                out.append(
+                    "glibc-floor = auto would lower this wheel's glibc needs to"
+                    f" {show(self.target)} (manylinux_{self.target[0]}_{self.target[1]} unless"
+                    " something else holds the tag)"
+                )
+            return out
+        for p in self.plans:
+            if p.path in self.lowered:
+                out += [f"glibc-floor: {p.path}: {c.describe()}" for c in p.changes]
+                if p.pin:
+                    out.append(
+                        f"glibc-floor: {p.path}: requires {p.pin[1]} from {p.pin[0]}, the oldest"
+                        " glibc relabel checks"
+                    )
+            for cap in p.caps:
+                out.append(f"glibc-floor: {p.path}: {cap} is untouched (libstdc++/libgcc)")
+        out += [f"glibc-floor: {m}: kept {b.describe()}" for m, b in self.holding]
+        out += [f"glibc-floor: {m}: kept as built: {why}" for m, why in self.failed]
+        out += [f"glibc-floor: {m}: not lowered: {why}" for m, why in self.skipped]
+        return out
+
+    def provenance(self) -> bytes:
+        """The JSON recorded in ``.dist-info``."""
+        data = {
+            "version": 1,
+            "setting": self.setting,
+            "target": show(self.target) if self.target else None,
+            "files": {
+                p.path: {
+                    "rewrites": [c.as_json() for c in p.changes],
+                    "added_needed": list(p.add_needed),
+                    "pinned": " ".join(p.pin) if p.pin else None,
+                }
+                for p in self.plans
+                if p.path in self.lowered
+            },
+        }
+        return (json.dumps(data, indent=2) + "\n").encode()
+
+
+def _wheel_facts(tree: Path, members: Iterable[str]) -> tuple[list[Facts], list[tuple[str, str]]]:
+    found, skipped = [], []
+    for member in members:
+        try:
+            f = facts(verneed.read(tree / member), member)
+        except RelabelError as exc:
+            skipped.append((member, str(exc).split(". ")[0]))
+            continue
+        if f.arch is None:
+            skipped.append((member, "only x86_64 and aarch64 files are lowered"))
+            continue
+        found.append(f)
+    return found, skipped
+
+
+def for_wheel(
+    tree: Path, members: Iterable[str], setting: str, allow: Iterable[str], patchelf: str | None
+) -> WheelFloor:
+    """Lower every member under ``tree`` in place as ``setting`` says (``patchelf`` may be
+    None with ``off``, which only computes what ``auto`` would reach)."""
+    allow = tuple(allow)
+    parsed = parse_setting(setting)
+    all_facts, skipped = _wheel_facts(tree, members)
+    if parsed in (OFF, AUTO):
+        lowest_plans = [lowest(f, allow) for f in all_facts]
+        current = [plan_file(f, (9999,), allow).reached for f in all_facts]
+        reached = [p.target for p in lowest_plans if p.target is not None]
+        target = max(reached, default=None)
+        now = max((c for c in current if c is not None), default=None)
+        if target is None or now is None or target >= now:
+            return WheelFloor(str(parsed), None, (), (), (), tuple(skipped))
+        if parsed == OFF:
+            return WheelFloor(OFF, target, (), (), (), tuple(skipped))
+    else:
+        assert not isinstance(parsed, str)  # noqa: S101 - narrowed above
+        target = parsed
+    plans = [plan_file(f, target, allow) for f in all_facts]
+    if parsed != AUTO:
+        problems = [
+            f"{p.path}: {b.describe()}"
+            f" (the lowest this file can reach is {show(lowest(f, allow).target or target)})"
+            for p, f in zip(plans, all_facts)
+            for b in p.blockers
+            if p.reached is not None and p.reached > target
+        ]
+        if problems:
+            raise FloorError(setting, problems)
+    if patchelf is None:  # pragma: no cover - the callers pass it except with off
+        raise ValueError("patchelf is needed to lower the glibc floor")
+    oldest = releases()[0]
+    holding = tuple((f.path, b) for f in all_facts for b in plan_file(f, oldest, allow).blockers)
+    lowered, failed = [], []
+    for p in plans:
+        if not p.changes:
+            continue
+        try:
+            lower_file(tree / p.path, tree / p.path, p, patchelf)
+        except LowerError as exc:
+            if parsed != AUTO:
+                raise FloorError(setting, [str(exc)]) from None
+            failed.append((p.path, str(exc)))
+            continue
+        lowered.append(p.path)
+    return WheelFloor(
+        str(parsed) if isinstance(parsed, str) else setting,
+        target,
+        tuple(plans),
+        tuple(lowered),
+        tuple(failed),
+        tuple(skipped),
+        holding,
+    )

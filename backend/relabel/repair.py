@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relabel import archive, patchelf, policy, sbom
+from relabel import archive, floor, patchelf, policy, sbom
 from relabel.audit import NOT_FOUND, Audit, audit
 from relabel.elf import ElfInfo, looks_like_elf, read_elf
 from relabel.errors import (
@@ -65,6 +65,9 @@ class Options:
     allow_pure: bool = True
     #: a directory to resolve system libraries in instead of / (foreign architectures)
     sysroot: str | None = None
+    #: "off", "auto" or a glibc release/policy to lower the files' glibc needs to
+    glibc_floor: str = "off"
+    glibc_floor_allow: tuple[str, ...] = ()
 
     def resolver(self) -> Resolver:
         return Resolver(
@@ -85,6 +88,8 @@ class Analysis:
     notes: tuple[str, ...] = ()
     #: included (dlopen) libraries: wheel member -> file placed in the scratch tree
     included: tuple[tuple[str, str], ...] = ()
+    #: what lowering the glibc floor did (or, with "off", would do)
+    glibc_floor: floor.WheelFloor | None = None
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,10 @@ def read_wheel_elves(
     libs_dir = dist_name(wheel) + options.lib_sdir
     included = _place_included(options, resolver, tree, libs_dir, infos)
     libc = _detect_libc(wheel, infos)
+    lowered = None
+    if libc is policy.Libc.GLIBC:
+        infos, lowered = _lower_glibc_floor(tree, infos, options)
+        notes += tuple(lowered.lines()) if lowered.setting == floor.OFF else ()
     nodes: list[Node] = [
         resolver.walk(name, str(tree / name), info) for name, info in infos.items()
     ]
@@ -241,7 +250,19 @@ def read_wheel_elves(
         isa_check=options.isa_check,
         skipped=skipped,
     )
-    return Analysis(wheel.path, False, result, arch, libc.value, notes, tuple(included))
+    return Analysis(wheel.path, False, result, arch, libc.value, notes, tuple(included), lowered)
+
+
+def _lower_glibc_floor(
+    tree: Path, infos: dict[str, ElfInfo], options: Options
+) -> tuple[dict[str, ElfInfo], floor.WheelFloor]:
+    """Rewrite the glibc version needs of every ELF file in the tree (grafts are decided
+    later and stay as built), then re-read the rewritten files for the audit."""
+    tool = patchelf.find() if options.glibc_floor != floor.OFF else None
+    done = floor.for_wheel(tree, infos, options.glibc_floor, options.glibc_floor_allow, tool)
+    for member in done.lowered:
+        infos[member] = read_elf(tree / member, display=member)
+    return infos, done
 
 
 def analyze(wheel_path: Path, options: Options) -> Analysis:
@@ -430,6 +451,10 @@ def _apply(
     for member in patches:
         if member not in added:
             replaced[member] = produce(member, tree / member, tree / member)
+    lowered = analysis.glibc_floor.lowered if analysis.glibc_floor else ()
+    for member in lowered:
+        if member not in added and member not in replaced:
+            replaced[member] = produce(member, tree / member, tree / member)
     for move in plan.moves:
         added[move.new_member] = replaced.pop(move.member)
         shim = scratch / "shims" / move.member
@@ -446,6 +471,8 @@ def _apply(
     extra: dict[str, bytes | Callable[[], bytes]] = {}
     grafted = [(g.member, g.source) for g in plan.grafts]
     grafted += [(member, source) for member, source in analysis.included]
+    if lowered and analysis.glibc_floor is not None:
+        extra[f"{wheel.dist_info}/{floor.PROVENANCE}"] = analysis.glibc_floor.provenance()
     if grafted:
         # Package-manager lookups take a while: done in a worker, beside the compression.
         extra[f"{wheel.dist_info}/sboms/{sbom.SBOM_NAME}"] = functools.partial(

@@ -422,6 +422,8 @@ class Rewrite:
 
     retargets: tuple[Retarget, ...]
     add_needed: tuple[str, ...]
+    #: (file, version) requirements to hold without a symbol: a floor the file must keep
+    pins: tuple[tuple[str, str], ...] = ()
 
 
 class RewriteError(Exception):
@@ -470,6 +472,16 @@ def plan_layout(image: Image, rewrite: Rewrite) -> tuple[list[Verneed], dict[int
             group.entries.append(aux)
             by_pair[(rt.new_file, rt.new_version)] = aux
         new_index[rt.index] = aux.index
+    for file, version in rewrite.pins:
+        if (file, version) not in by_pair:
+            aux = Vernaux(version, next_index)
+            next_index += 1
+            group = next((g for g in groups if g.file == file), None)
+            if group is None:
+                group = Verneed(file)
+                groups.append(group)
+            group.entries.append(aux)
+            by_pair[(file, version)] = aux
     if next_index >= VERSYM_HIDDEN:
         raise RewriteError("too many version indices")
     still_used = {s.version_index for s in image.symbols if s.index not in new_index}
