@@ -168,3 +168,22 @@ def bullseye_driver(roots: Roots, out: Path) -> Path:
         shutil.copy(scratch / "driver", cached)
     shutil.copy(cached, out)
     return out
+
+
+#: an aarch64 driver without crt1.o (so without __libc_start_main@GLIBC_2.34): relabel lowers
+#: the cross-built driver itself, then it loads ./lowered.so from its directory
+START_DRIVER_C = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+static int run(void) {
+    void *h = dlopen("./lowered.so", RTLD_NOW);
+    if (!h) { printf("dlopen failed: %s\n", dlerror()); return 1; }
+    int (*work)(double) = (int (*)(double))dlsym(h, "work");
+    if (!work) { printf("no work()\n"); return 1; }
+    printf("work(2.0) = %d\n", work(2.0));
+    fflush(stdout);
+    return 0;
+}
+void _start(void) { exit(run()); }
+"""

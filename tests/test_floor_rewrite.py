@@ -18,6 +18,7 @@ from relabel import elf, floor, verneed
 
 from .floor_support import (
     EXPECTED,
+    START_DRIVER_C,
     STAT_C,
     WORK_C,
     bullseye_driver,
@@ -186,3 +187,52 @@ def test_verneed_without_dt_needed_aborts_the_loader(
     host = run([str(runtime["driver"]), str(bad)], env=_env())
     assert host.returncode == 127
     assert "Inconsistency detected by ld.so" in host.stderr + host.stdout
+
+
+@pytest.mark.floor_runtime
+def test_aarch64_lowered_file_runs_on_2_31_and_2_41_under_qemu(tmp_path: Path) -> None:
+    qemu = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
+    if qemu is None or shutil.which("aarch64-linux-gnu-gcc") is None:
+        pytest.skip("needs qemu-user-static and gcc-aarch64-linux-gnu")
+    roots = glibc_roots()
+    built = gcc_shared(WORK_C, tmp_path / "orig.so", cc="aarch64-linux-gnu-gcc")
+    c = tmp_path / "drv.c"
+    c.write_text(START_DRIVER_C)
+    proc = run(
+        [
+            "aarch64-linux-gnu-gcc",
+            "-O1",
+            "-nostartfiles",
+            "-o",
+            str(tmp_path / "drv"),
+            str(c),
+            "-ldl",
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr
+    for src, dest in (("orig.so", "lowered.so"), ("drv", "drv17")):
+        plan = lowered(tmp_path / src, tmp_path / dest)
+        assert plan.target == (2, 17), [b.describe() for b in plan.blockers]
+        assert all(c.new_version == "GLIBC_2.17" for c in plan.changes)
+    (tmp_path / "drv17").chmod(0o755)
+    old_lib = roots.bullseye_arm64 / "lib/aarch64-linux-gnu"
+    new_lib = roots.trixie_arm64 / "usr/lib/aarch64-linux-gnu"
+    loaders = {
+        "2.31": [qemu, str(old_lib / "ld-2.31.so"), "--library-path", str(old_lib)],
+        "2.41": [qemu, str(new_lib / "ld-linux-aarch64.so.1"), "--library-path", str(new_lib)],
+    }
+    for name, loader in loaders.items():
+        result = run([*loader, "./drv17"], cwd=tmp_path, env=_env())
+        assert (name, result.returncode, result.stdout.strip()) == (name, 0, EXPECTED), (
+            result.stderr
+        )
+    bindings = run([*loaders["2.31"], "./drv17"], cwd=tmp_path, env=_env(LD_DEBUG="bindings"))
+    assert any(
+        "lowered.so" in ln
+        and "/libpthread.so.0 [0]: normal symbol `pthread_create' [GLIBC_2.17]" in ln
+        for ln in bindings.stderr.splitlines()
+    ), bindings.stderr[-2000:]
+    # the negative control: the file as built does not load on 2.31
+    shutil.copy(built, tmp_path / "lowered.so")
+    control = run([*loaders["2.31"], "./drv17"], cwd=tmp_path, env=_env())
+    assert "version `GLIBC_2.34' not found (required by ./lowered.so)" in control.stdout

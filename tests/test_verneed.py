@@ -175,3 +175,18 @@ def test_failed_rewrite_leaves_no_output(built: dict[str, Path], tmp_path: Path)
     with pytest.raises(verneed.RewriteError, match="not the undefined work"):
         verneed.apply(built["work"], out, rewrite, patchelf())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_executable_exporting_nothing_has_all_its_symbols_read(tmp_path: Path) -> None:
+    """Its GNU hash table is empty; the undefined symbols are counted from .dynsym."""
+    from .floor_support import START_DRIVER_C
+
+    c = tmp_path / "drv.c"
+    c.write_text(START_DRIVER_C)
+    proc = run(["gcc", "-O1", "-nostartfiles", "-o", str(tmp_path / "drv"), str(c), "-ldl"])
+    assert proc.returncode == 0, proc.stderr
+    image = verneed.read(tmp_path / "drv")
+    info = elf.read_elf(tmp_path / "drv")
+    names = {s.name for s in image.symbols if s.name and not s.defined}
+    assert {"dlopen", "dlsym", "exit"} <= names
+    assert names == {s.name for s in info.undefined}

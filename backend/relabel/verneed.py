@@ -44,6 +44,7 @@ DT_VERDEF = 0x6FFFFFFC
 DT_VERDEFNUM = 0x6FFFFFFD
 DT_VERNEED = 0x6FFFFFFE
 DT_VERNEEDNUM = 0x6FFFFFFF
+SHT_DYNSYM = 11
 SHT_GNU_VERNEED = 0x6FFFFFFE
 SHN_UNDEF = 0
 VERSYM_HIDDEN = 0x8000
@@ -240,7 +241,7 @@ def parse(data: bytearray, shown: str) -> Image:
     for tag, value in dynamic:
         if tag == DT_NEEDED:
             image_needed.append(_cstring(data, stroff, strsz, value, shown))
-    count = _symbol_count(data, loads, values, shown)
+    count = max(_symbol_count(data, loads, values, shown), _section_symbol_count(data, values))
     symoff = _offset_of(loads, values[DT_SYMTAB], count * 24, shown)
     versym_offset = None
     if DT_VERSYM in values:
@@ -289,6 +290,27 @@ def parse(data: bytearray, shown: str) -> Image:
         verneed_size=verneed_size,
         verdef_indices=verdef_indices,
     )
+
+
+def _section_symbol_count(data: bytearray, values: dict[int, int]) -> int:
+    """Entries of the SHT_DYNSYM section at DT_SYMTAB, when section headers exist.
+
+    A GNU hash table covers only the symbols a file exports: an executable exporting
+    nothing has an empty one, and its undefined symbols are counted only here. Without
+    section headers they stay uncounted, which can only make requirements look unused
+    (refused), never rewrite a symbol that is not there.
+    """
+    (shoff,) = struct.unpack_from("<Q", data, 40)
+    shentsize, shnum = struct.unpack_from("<HH", data, 58)
+    if shoff == 0 or shentsize != 64 or shoff + shnum * 64 > len(data):
+        return 0
+    for i in range(shnum):
+        _name, sh_type, _flags, sh_addr, _off, sh_size = struct.unpack_from(
+            "<IIQQQQ", data, shoff + i * 64
+        )
+        if sh_type == SHT_DYNSYM and sh_addr == values[DT_SYMTAB]:
+            return min(sh_size // 24, MAX_SYMBOLS)
+    return 0
 
 
 def _symbol_count(
