@@ -309,7 +309,7 @@ def _section_symbol_count(data: bytearray, values: dict[int, int]) -> int:
             "<IIQQQQ", data, shoff + i * 64
         )
         if sh_type == SHT_DYNSYM and sh_addr == values[DT_SYMTAB]:
-            return min(sh_size // 24, MAX_SYMBOLS)
+            return min(int(sh_size) // 24, MAX_SYMBOLS)
     return 0
 
 
