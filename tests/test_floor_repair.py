@@ -200,3 +200,15 @@ def test_repaired_abi3_extension_imports_on_bullseye_and_here(ext: Path, tmp_pat
         env={"PYTHONPATH": str(lowered_dir), "LD_BIND_NOW": "1", "PATH": "/usr/bin:/bin"},
     )
     assert (here.returncode, here.stdout.strip()) == (0, "71"), here.stderr
+
+
+def test_show_audits_the_wheel_as_it_is(
+    ext: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Even with --glibc-floor auto, show (and the backend's check mode) judge the files as
+    built; the note says what a repair would reach."""
+    wheel = _wheel(tmp_path, ext)
+    assert cli.main(["show", "--glibc-floor", "auto", str(wheel)]) == 0
+    out = capsys.readouterr().out
+    assert "manylinux_2_34_x86_64" in out
+    assert "note: glibc-floor = auto would lower this wheel's glibc needs to 2.17" in out

@@ -266,7 +266,12 @@ def _lower_glibc_floor(
 
 
 def analyze(wheel_path: Path, options: Options) -> Analysis:
-    """Audit a wheel file without changing anything (``relabel show``)."""
+    """Audit a wheel file without changing anything (``relabel show``).
+
+    The wheel is audited as it is: glibc-floor only says, in a note, what lowering would
+    reach (check mode must not pass a wheel on the strength of files it does not write).
+    """
+    options = dataclasses.replace(options, glibc_floor=floor.OFF)
     with (
         archive.WheelFile(wheel_path) as wheel,
         tempfile.TemporaryDirectory(prefix="relabel-") as tmp,
