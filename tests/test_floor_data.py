@@ -54,6 +54,9 @@ def test_regenerated_data_matches_the_committed_file() -> None:
     if not git_dir:
         pytest.skip("set RELABEL_GLIBC_GIT to a git directory of glibc to regenerate the data")
     roots = glibc_roots()
+    recorded = json.loads(DATA.read_text(encoding="utf-8"))["inputs"]["trixie_x86_64_libc6"]
+    if _generator().package_version(roots.trixie) != recorded:
+        pytest.skip(f"Debian no longer serves libc6 {recorded}, the data's input")
     proc = subprocess.run(
         [
             sys.executable,
@@ -72,7 +75,11 @@ def test_regenerated_data_matches_the_committed_file() -> None:
 def test_recorded_input_hashes_are_the_trixie_libraries() -> None:
     roots = glibc_roots()
     inputs = json.loads(DATA.read_text(encoding="utf-8"))["inputs"]
+    g = _generator()
     for arch, root in (("x86_64", roots.trixie), ("aarch64", roots.trixie_arm64)):
+        recorded, unpacked = inputs[f"trixie_{arch}_libc6"], g.package_version(root)
+        if recorded != unpacked:
+            pytest.skip(f"Debian now serves libc6 {unpacked}, the data was made from {recorded}")
         for soname, digest in inputs[f"trixie_{arch}_sha256"].items():
             path = next(root.glob(f"usr/lib/*/{soname}"))
             assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, (arch, soname)

@@ -31,6 +31,7 @@ compares it when ``RELABEL_GLIBC_GIT`` names such a directory.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
@@ -292,13 +293,25 @@ def same_code(root: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
     return groups, hashes
 
 
+def package_version(root: Path) -> str:
+    """The Debian version of the unpacked libc6 (first line of its changelog)."""
+    with gzip.open(root / "usr/share/doc/libc6/changelog.Debian.gz", "rt") as f:
+        first = f.readline()
+    m = re.match(r"glibc \(([^)]+)\)", first)
+    if m is None:
+        raise SystemExit(f"{root}: cannot read the libc6 version from its changelog")
+    return m.group(1)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
     git_dir = argv[1]
     roots = dict(arg.split("=", 1) for arg in argv[2:])
-    inputs: dict[str, object] = {"glibc_git_head": _git(git_dir, "rev-parse", "HEAD").strip()}
+    # the release tags' commits are the inputs (a newer mirror with the same tags gives the
+    # same data); the trixie libraries by package version and hash
+    inputs: dict[str, object] = {}
     arches: dict[str, object] = {}
     data: dict[str, object] = {
         "_comment": [
@@ -329,6 +342,7 @@ def main(argv: list[str]) -> int:
             groups, hashes = same_code(Path(roots[arch]))
             entry["same_code"] = groups
             inputs[f"trixie_{arch}_sha256"] = hashes
+            inputs[f"trixie_{arch}_libc6"] = package_version(Path(roots[arch]))
         else:
             raise SystemExit(f"no trixie libc6 root given for {arch}")
         arches[arch] = entry
