@@ -190,3 +190,24 @@ def test_executable_exporting_nothing_has_all_its_symbols_read(tmp_path: Path) -
     names = {s.name for s in image.symbols if s.name and not s.defined}
     assert {"dlopen", "dlsym", "exit"} <= names
     assert names == {s.name for s in info.undefined}
+
+
+def test_corrupted_files_raise_only_elf_errors(built: dict[str, Path], tmp_path: Path) -> None:
+    """Flipped bytes in the headers and tables: a clear ElfError or a parse, never a crash."""
+    import random
+
+    data = built["work"].read_bytes()
+    image = verneed.read(built["work"])
+    hot = [0, 32, 40, 54, 64, image.dynamic_offset, image.verneed_offset or 0, image.symtab_offset]
+    rng = random.Random(1234)
+    target = tmp_path / "bad.so"
+    for _ in range(400):
+        mutated = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            at = min(len(data) - 1, rng.choice(hot) + rng.randrange(0, 96))
+            mutated[at] = rng.randrange(256)
+        target.write_bytes(bytes(mutated))
+        try:
+            verneed.read(target)
+        except ElfError:
+            pass
