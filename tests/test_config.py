@@ -65,6 +65,8 @@ def test_every_key_is_a_field() -> None:
         "isa-check",
         "lib-sdir",
         "zip-compression-level",
+        "glibc-floor",
+        "glibc-floor-allow",
     )
     assert [f.name for f in fields(Settings)] == [k.replace("-", "_") for k in config.KEYS]
 

@@ -211,6 +211,8 @@ def _options(settings: config.Settings, *, strict: bool) -> Options:
         lib_sdir=settings.lib_sdir,
         compression_level=settings.zip_compression_level,
         strict=strict,
+        glibc_floor=settings.glibc_floor,
+        glibc_floor_allow=settings.glibc_floor_allow,
     )
 
 
@@ -232,6 +234,8 @@ def _finish(built: Path, out_dir: Path, settings: config.Settings) -> Path:
         return archive.copy_atomically(built, out_dir)
     result = repair(built, out_dir, _options(settings, strict=False))
     _say(report.render_repair(result))
+    if result.analysis.glibc_floor is not None and result.analysis.glibc_floor.lines():
+        _say("\n".join(f"relabel:   {line}" for line in result.analysis.glibc_floor.lines()))
     if result.plan is not None and result.plan.keeps_linux:
         _warn(report.render_unmet(result).removeprefix("relabel: "))
     return result.output

@@ -27,9 +27,15 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from relabel import __version__, policy, report
+from relabel import __version__, floor, policy, report
 from relabel.elf import is_loader
-from relabel.errors import ElfError, NotPlatformWheelError, RelabelError, ScratchError
+from relabel.errors import (
+    ConfigError,
+    ElfError,
+    NotPlatformWheelError,
+    RelabelError,
+    ScratchError,
+)
 from relabel.repair import Options, analyze, repair
 from relabel.resolve import Library, Resolver
 
@@ -66,6 +72,21 @@ def _zip_level(text: str) -> int:
     if not 0 <= level <= 9:
         raise argparse.ArgumentTypeError(f"expected a compression level from 0 to 9, got {text!r}")
     return level
+
+
+def _glibc_floor(text: str) -> str:
+    try:
+        floor.parse_setting(text)
+    except ValueError as exc:
+        raise ConfigError([f"--glibc-floor: {exc}"]) from None
+    return text
+
+
+def _glibc_floor_allow(text: str) -> str:
+    if text not in floor.opt_in_groups():
+        known = ", ".join(floor.opt_in_groups())
+        raise ConfigError([f"--glibc-floor-allow: unknown group {text!r} (known: {known})"])
+    return text
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +138,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--sysroot",
         metavar="DIR",
         help="resolve system libraries under DIR instead of / (wheels of another architecture)",
+    )
+    parser.add_argument(
+        "--glibc-floor",
+        default="off",
+        metavar="off|auto|VERSION|POLICY",
+        help="rewrite glibc symbol versions so the files load on an older glibc"
+        " (auto: as far as the safe rules allow; 2.17 or manylinux_2_17: at least that far)",
+    )
+    parser.add_argument(
+        "--glibc-floor-allow",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="also lower symbols whose old version behaves differently, by group name"
+        " (c23-parsing; repeatable)",
     )
     parser.add_argument(
         "--allow-pure-python-wheel",
@@ -241,6 +277,8 @@ def _options(args: argparse.Namespace, plat: str, **extra: object) -> Options:
         skip_scan=tuple(args.skip_scan),
         isa_check=args.isa_check,
         sysroot=args.sysroot,
+        glibc_floor=_glibc_floor(args.glibc_floor),
+        glibc_floor_allow=tuple(_glibc_floor_allow(g) for g in args.glibc_floor_allow),
         **extra,  # type: ignore[arg-type]
     )
 
@@ -300,6 +338,10 @@ def _repair(args: argparse.Namespace) -> int:
         for wheel in args.wheels:
             result = repair(wheel, args.wheel_dir, options)
             print(report.render_repair(result))
+            lowered = result.analysis.glibc_floor
+            floor_lines = lowered.lines() if lowered else []
+            if floor_lines and options.glibc_floor != floor.OFF:
+                print("\n".join(f"relabel:   {line}" for line in floor_lines))
     return 0
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from relabel import policy
+from relabel import floor, policy
 from relabel.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -61,6 +61,8 @@ class Settings:
     isa_check: bool = True
     lib_sdir: str = ".libs"
     zip_compression_level: int = 6
+    glibc_floor: str = "off"
+    glibc_floor_allow: tuple[str, ...] = ()
 
 
 def key_name(field_name: str) -> str:
@@ -79,6 +81,7 @@ _LIST_KEYS = {
     "ldpaths": os.pathsep,
     "include": ",",
     "skip-scan": ",",
+    "glibc-floor-allow": ",",
 }
 _BOOL_KEYS = frozenset({"only-plat", "update-tags", "strip", "isa-check"})
 #: integer keys and their inclusive range
@@ -136,7 +139,23 @@ def _check_lib_sdir(value: str) -> str | None:
     return f"{value!r} must be a directory name suffix such as '.libs' (no slashes)"
 
 
+def _check_glibc_floor(value: str) -> str | None:
+    try:
+        floor.parse_setting(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _check_glibc_floor_allow(value: str) -> str | None:
+    groups = floor.opt_in_groups()
+    if value in groups:
+        return None
+    return f"unknown group {value!r}{_suggest(value, groups)} (known: {', '.join(groups)})"
+
+
 _CHECKS: dict[str, Callable[[str], str | None]] = {
+    "glibc-floor": _check_glibc_floor,
     "lib-sdir": _check_lib_sdir,
     "plat": _check_plat,
     "mode": _check_mode,
@@ -144,6 +163,7 @@ _CHECKS: dict[str, Callable[[str], str | None]] = {
 }
 _ITEM_CHECKS: dict[str, Callable[[str], str | None]] = {
     "backend-path": _check_backend_path,
+    "glibc-floor-allow": _check_glibc_floor_allow,
 }
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relabel import android, archive, patchelf, policy, sbom
+from relabel import android, archive, floor, patchelf, policy, sbom
 from relabel.archive import _check_member_name
 from relabel.audit import NOT_FOUND, Audit, audit, installed_path
 from relabel.elf import ElfInfo, looks_like_elf, read_elf
@@ -67,6 +67,9 @@ class Options:
     allow_pure: bool = True
     #: a directory to resolve system libraries in instead of / (foreign architectures)
     sysroot: str | None = None
+    #: "off", "auto" or a glibc release/policy to lower the files' glibc needs to
+    glibc_floor: str = "off"
+    glibc_floor_allow: tuple[str, ...] = ()
 
     def resolver(self) -> Resolver:
         return Resolver(
@@ -87,6 +90,8 @@ class Analysis:
     notes: tuple[str, ...] = ()
     #: included (dlopen) libraries: wheel member -> file placed in the scratch tree
     included: tuple[tuple[str, str], ...] = ()
+    #: what lowering the glibc floor did (or, with "off", would do)
+    glibc_floor: floor.WheelFloor | None = None
 
 
 @dataclass(frozen=True)
@@ -377,6 +382,7 @@ def read_wheel_elves(
     libs_dir = dist_name(wheel) + options.lib_sdir
     included = _place_included(options, resolver, tree, libs_dir, infos)
     libc = _detect_libc(wheel, infos, resolver.root)
+    lowered = None
     if libc is policy.Libc.ANDROID:
         policies = _android_policies(wheel, arch)
         # Cross-compiled: the build machine's libraries are never the device's.
@@ -386,6 +392,9 @@ def read_wheel_elves(
             resolver.env_paths = ()
     else:
         policies = policy.policies_for(libc, arch)
+    if libc is policy.Libc.GLIBC:
+        infos, lowered = _lower_glibc_floor(tree, infos, options)
+        notes += tuple(lowered.lines()) if lowered.setting == floor.OFF else ()
     nodes = resolver.resolve_wheel(
         [(name, str(disk_path(tree, name)), info) for name, info in infos.items()]
     )
@@ -398,11 +407,29 @@ def read_wheel_elves(
         isa_check=options.isa_check,
         skipped=skipped,
     )
-    return Analysis(wheel.path, False, result, arch, libc.value, notes, tuple(included))
+    return Analysis(wheel.path, False, result, arch, libc.value, notes, tuple(included), lowered)
+
+
+def _lower_glibc_floor(
+    tree: Path, infos: dict[str, ElfInfo], options: Options
+) -> tuple[dict[str, ElfInfo], floor.WheelFloor]:
+    """Rewrite the glibc version needs of every ELF file in the tree (grafts are decided
+    later and stay as built), then re-read the rewritten files for the audit."""
+    tool = patchelf.find() if options.glibc_floor != floor.OFF else None
+    files = {member: disk_path(tree, member) for member in infos}
+    done = floor.for_wheel(files, options.glibc_floor, options.glibc_floor_allow, tool)
+    for member in done.lowered:
+        infos[member] = read_elf(files[member], display=member)
+    return infos, done
 
 
 def analyze(wheel_path: Path, options: Options) -> Analysis:
-    """Audit a wheel file without changing anything (``relabel show``)."""
+    """Audit a wheel file without changing anything (``relabel show``).
+
+    The wheel is audited as it is: glibc-floor only says, in a note, what lowering would
+    reach (check mode must not pass a wheel on the strength of files it does not write).
+    """
+    options = dataclasses.replace(options, glibc_floor=floor.OFF)
     with (
         archive.WheelFile(wheel_path) as wheel,
         tempfile.TemporaryDirectory(prefix="relabel-") as tmp,
@@ -604,6 +631,11 @@ def _apply(
         if member not in added:
             on_disk = disk_path(tree, member)
             replaced[member] = produce(member, on_disk, on_disk)
+    lowered = analysis.glibc_floor.lowered if analysis.glibc_floor else ()
+    for member in lowered:
+        if member not in added and member not in replaced:
+            on_disk = disk_path(tree, member)
+            replaced[member] = produce(member, on_disk, on_disk)
     for move in plan.moves:
         added[move.new_member] = replaced.pop(move.member)
         shim = scratch / "shims" / move.member
@@ -620,6 +652,8 @@ def _apply(
     extra: dict[str, bytes | Callable[[], bytes]] = {}
     grafted = [(g.member, g.source) for g in plan.grafts]
     grafted += [(member, source) for member, source in analysis.included]
+    if lowered and analysis.glibc_floor is not None:
+        extra[f"{wheel.dist_info}/{floor.PROVENANCE}"] = analysis.glibc_floor.provenance()
     if grafted:
         # Package-manager lookups take a while: done in a worker, beside the compression.
         extra[f"{wheel.dist_info}/sboms/{sbom.SBOM_NAME}"] = functools.partial(
