@@ -325,9 +325,18 @@ def env_name_of(key: str) -> str:
 
 
 #: ``RELABEL_*`` variables relabel reads that are not settings
-#: RELABEL_* names that are not settings: the patchelf to run, and the two read by relabel's
-#: own test suite (its download cache and a musl git directory for regenerating data)
-OTHER_ENVIRONMENT = frozenset({"RELABEL_PATCHELF", "RELABEL_TEST_CACHE", "RELABEL_MUSL_GIT"})
+#: RELABEL_* names that are not settings: the patchelf to run, and those read by relabel's
+#: own test suite (its download cache, the old-glibc roots, the musl and glibc git
+#: directories its data is regenerated from)
+OTHER_ENVIRONMENT = frozenset(
+    {
+        "RELABEL_PATCHELF",
+        "RELABEL_TEST_CACHE",
+        "RELABEL_GLIBC_ROOTS",
+        "RELABEL_MUSL_GIT",
+        "RELABEL_GLIBC_GIT",
+    }
+)
 
 
 def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
