@@ -31,7 +31,7 @@ def test_reads_name_tags_and_record(tmp_path: Path) -> None:
     with WheelFile(wheel) as wf:
         assert wf.project == "demo"
         assert wf.dist_info == "demo-1.0.dist-info"
-        assert wf.record["pkg/a.py"] == (record_hash(b"a = 1\n"), "6")
+        assert wf.members["pkg/a.py"].record_hash == record_hash(b"a = 1\n")
         assert {t.platform for t in wf.tags} == {"linux_x86_64"}
 
 

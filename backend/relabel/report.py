@@ -88,7 +88,8 @@ def _group(findings: Sequence[Finding], stricter: Sequence[str]) -> list[str]:
 def render_text(analysis: Analysis, target: str = "auto") -> str:
     name = analysis.wheel.name
     if analysis.pure or analysis.audit is None:
-        return f"{name}: no ELF files to audit; the wheel is left as it is."
+        notes = "".join(f"\n  note: {note}" for note in analysis.notes)
+        return f"{name}: no ELF files to audit; the wheel is left as it is.{notes}"
     audit = analysis.audit
     overall, repairable = audit.overall, audit.repairable
     out = [
@@ -135,7 +136,7 @@ def render_json(analysis: Analysis) -> str:
 def as_json(analysis: Analysis) -> dict[str, Any]:
     name = analysis.wheel.name
     if analysis.pure or analysis.audit is None:
-        return {"version": JSON_VERSION, "wheel": name, "pure": True}
+        return {"version": JSON_VERSION, "wheel": name, "pure": True, "notes": [*analysis.notes]}
     audit = analysis.audit
     sym = audit.best_symbols
     external = audit.verdicts[0].external if audit.verdicts else {}
@@ -161,10 +162,16 @@ def as_json(analysis: Analysis) -> dict[str, Any]:
             for f in audit.findings()
         ],
         "ignored": [{"file": m, "reason": why} for m, why in audit.skipped],
+        "notes": list(analysis.notes),
     }
 
 
 def render_repair(result: Result) -> str:
+    notes = "".join(f"\nrelabel:   note: {note}" for note in result.analysis.notes)
+    return _render_repair(result) + notes
+
+
+def _render_repair(result: Result) -> str:
     name = result.analysis.wheel.name
     plan = result.plan
     if plan is None:
