@@ -155,7 +155,7 @@ class Member:
         method: int,
         offset: int,
         mode: int,
-        date_time: tuple[int, int, int, int, int, int],
+        dos: int,
         record_hash: str | None = None,
     ) -> None:
         self.name = name
@@ -165,8 +165,7 @@ class Member:
         self.method = method
         self.offset = offset  # of the local header
         self.mode = mode  # unix permission bits (0 when the zip carries none)
-        dostime, dosdate = _dos_date_time(date_time)
-        self._dos = (dosdate << 16) | dostime
+        self._dos = dos  # the zip's date << 16 | time
         self.record_hash = record_hash
 
     @property
@@ -223,60 +222,57 @@ class WheelFile:
             raise
 
     def _read_directory(self) -> dict[str, Member]:
-        """The zip's central directory as compact records, each entry checked. The
-        ``ZipInfo`` objects are dropped once read; later reads use the open file."""
-        try:
-            with zipfile.ZipFile(self._file) as archive:
-                infos = archive.infolist()
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise WheelError(self.filename, f"not a readable zip archive ({exc})") from None
+        """The zip's central directory as compact records, each entry checked."""
         members: dict[str, Member] = {}
-        for info in infos:
-            if info.is_dir():
-                continue
-            member = self._member(info)
-            if member.name in members:
-                raise WheelError(
-                    self.filename,
-                    f"member {member.name!r} appears more than once",
-                    member=member.name,
+        try:
+            for name, flags, method, dos, crc, csize, size, attr, offset in _directory(
+                self._file.fileno(), self._size
+            ):
+                if name.endswith("/"):
+                    continue  # a directory entry
+                member = self._member(name, flags, method, attr)
+                if name in members:
+                    raise WheelError(
+                        self.filename, f"member {name!r} appears more than once", member=name
+                    )
+                members[name] = Member(
+                    name=name,
+                    size=size,
+                    compressed_size=csize,
+                    crc=crc,
+                    method=method,
+                    offset=offset,
+                    mode=member,
+                    dos=dos,
                 )
-            members[member.name] = member
+        except (_BadZipError, OSError, ValueError, struct.error) as exc:
+            raise WheelError(self.filename, f"not a readable zip archive ({exc})") from None
         return members
 
-    def _member(self, info: zipfile.ZipInfo) -> Member:
-        name = info.filename
+    def _member(self, name: str, flags: int, method: int, attr: int) -> int:
+        """Check one entry; return its permission bits."""
         check_member_name(self.filename, name)
-        mode = (info.external_attr >> 16) & 0xFFFF
+        mode = (attr >> 16) & 0xFFFF
         if stat.S_ISLNK(mode):
             raise WheelError(
                 self.filename,
                 f"member {name!r} is a symbolic link, which wheels cannot hold",
                 member=name,
             )
-        if info.flag_bits & _FLAGS_REFUSED:
+        if flags & _FLAGS_REFUSED:
             raise WheelError(
                 self.filename,
                 f"member {name!r} is encrypted or stored as a patch, which wheels cannot be",
                 member=name,
             )
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise WheelError(
                 self.filename,
-                f"member {name!r} uses zip compression method {info.compress_type};"
+                f"member {name!r} uses zip compression method {method};"
                 " wheels use stored or deflated members",
                 member=name,
             )
-        return Member(
-            name=name,
-            size=info.file_size,
-            compressed_size=info.compress_size,
-            crc=info.CRC,
-            method=info.compress_type,
-            offset=info.header_offset,
-            mode=stat.S_IMODE(mode),
-            date_time=info.date_time,
-        )
+        return stat.S_IMODE(mode)
 
     def _load(self) -> None:
         _check_no_file_is_a_directory(self.filename, self.members)
@@ -633,6 +629,100 @@ class WheelFile:
                 self.filename, f"member {member.name!r} is truncated", member=member.name
             )
         return Span(fd, start, member.compressed_size)
+
+
+class _BadZipError(Exception):
+    """The central directory cannot be read (the message says why)."""
+
+
+def _end_of_directory(fd: int, size: int) -> tuple[int, int, int]:
+    """(size and start of the central directory, the shift of every offset): the start
+    corrected, as zipfile corrects it, for data prepended to the archive."""
+    tail_size = min(size, _EOCD.size + 0xFFFF)  # the record, then a comment of up to 64 KiB
+    tail = os.pread(fd, tail_size, size - tail_size)
+    at = len(tail) - _EOCD.size
+    if at < 0 or tail[at : at + 4] != b"PK\x05\x06" or tail[-2:] != b"\0\0":
+        at = tail.rfind(b"PK\x05\x06")  # not at the very end: behind it, a comment
+    if at < 0 or at + _EOCD.size > len(tail):
+        raise _BadZipError("File is not a zip file")
+    _, disk, _, _, _, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, at)
+    end = size - tail_size + at  # where the end record starts
+    locator_at = end - _ZIP64_LOCATOR.size
+    if locator_at >= 0:
+        locator = os.pread(fd, _ZIP64_LOCATOR.size, locator_at)
+        if locator[:4] == b"PK\x06\x07":
+            record_at = locator_at - _ZIP64_EOCD.size
+            record = os.pread(fd, _ZIP64_EOCD.size, max(record_at, 0))
+            if record_at < 0 or len(record) != _ZIP64_EOCD.size or record[:4] != b"PK\x06\x06":
+                raise _BadZipError("Corrupt zip64 end of central directory record")
+            fields = _ZIP64_EOCD.unpack(record)
+            cd_size, cd_offset, end = fields[8], fields[9], record_at
+    if disk != 0:
+        raise _BadZipError("zipfiles that span multiple disks are not supported")
+    shift = end - cd_size - cd_offset
+    if shift < 0 or cd_offset + shift + cd_size > size:
+        raise _BadZipError("Bad offset for central directory")
+    return cd_size, cd_offset + shift, shift
+
+
+def _zip64_values(extra: bytes, wanted: int) -> list[int]:
+    """The ``wanted`` 64-bit values of the zip64 extra field (header id 1)."""
+    at = 0
+    while at + 4 <= len(extra):
+        kind, length = struct.unpack_from("<HH", extra, at)
+        if kind == 1:
+            if length < 8 * wanted or at + 4 + length > len(extra):
+                raise _BadZipError("Corrupt extra field 0001 (zip64)")
+            return list(struct.unpack_from(f"<{wanted}Q", extra, at + 4))
+        at += 4 + length
+    raise _BadZipError("Corrupt zip64 extra field: missing")
+
+
+def _directory(fd: int, size: int) -> Iterator[tuple[str, int, int, int, int, int, int, int, int]]:
+    """The entries of the central directory: (name, flags, method, dos date << 16 | dos
+    time, crc, compressed size, size, external attributes, local header offset). The
+    directory is read as one block of bytes; nothing is kept per entry but what is
+    yielded (a ``ZipInfo`` per entry costs half a kilobyte)."""
+    cd_size, cd_start, shift = _end_of_directory(fd, size)
+    data = os.pread(fd, cd_size, cd_start)
+    if len(data) != cd_size:
+        raise _BadZipError("Truncated central directory")
+    at = 0
+    while at < cd_size:
+        if at + _CENTRAL_HEADER.size > cd_size:
+            raise _BadZipError("Truncated central directory")
+        fields = _CENTRAL_HEADER.unpack_from(data, at)
+        if fields[0] != _CENTRAL_SIG:
+            raise _BadZipError("Bad magic number for central directory")
+        flags, method, dostime, dosdate, crc, csize, usize = fields[3:10]
+        name_len, extra_len, comment_len = fields[10:13]
+        attr, offset = fields[15:17]
+        at += _CENTRAL_HEADER.size
+        raw = data[at : at + name_len]
+        extra = data[at + name_len : at + name_len + extra_len]
+        at += name_len + extra_len + comment_len
+        if at > cd_size:
+            raise _BadZipError("Truncated central directory")
+        # zip64: the 64-bit values in the order size, compressed size, offset, each only
+        # where its 32-bit field holds the placeholder
+        big = [usize == _MAX32, csize == _MAX32, offset == _MAX32]
+        if any(big):
+            values = iter(_zip64_values(extra, sum(big)))
+            usize = next(values) if big[0] else usize
+            csize = next(values) if big[1] else csize
+            offset = next(values) if big[2] else offset
+        name = raw.decode("utf-8" if flags & _FLAG_UTF8 else "cp437")
+        yield (
+            name,
+            flags,
+            method,
+            (dosdate << 16) | dostime,
+            crc,
+            csize,
+            usize,
+            attr,
+            offset + shift,
+        )
 
 
 def check_member_name(wheel: str, name: str) -> None:
