@@ -3,19 +3,25 @@
 Reading: :class:`WheelFile` validates the zip and the wheel layout (name and tags parsed with
 ``packaging``, one ``.dist-info``, WHEEL and RECORD present and agreeing with the archive and
 with the file name, no member escaping the wheel root, no links, no encryption) and extracts
-single members by streaming. Nothing is read whole into memory but WHEEL and RECORD, which
-have a size limit, and every member read is checked against its size, CRC and RECORD hash.
+single members by streaming. It accepts what installers accept: a file name whose tags
+differ from WHEEL (the name rules, with a note), header lines after a blank line in WHEEL,
+RECORD signatures. Only WHEEL, which has a size limit, is read whole into memory; RECORD
+and the zip's central directory are parsed as they are read, and each member costs one
+small record, as wheels with hundreds of thousands of members exist. Every member read is
+checked against its size, CRC and RECORD hash.
 
 Writing: :func:`write_wheel` produces the new wheel from the old one. Members that do not
 change are copied as their compressed bytes, never inflated and deflated again; new and
 patched members are deflated in parallel (zlib and hashlib release the GIL) into scratch
 files and then copied the same way. Meanwhile other threads inflate every unchanged member
 once to check it against RECORD, so a written wheel never carries a RECORD line that does not
-match its member. WHEEL and RECORD are written last. The result goes to an unnamed file in the
-output directory (``O_TMPFILE``) that gets its name only once complete, so the output
-directory holds either no new file or the complete wheel, even when relabel is killed; where
-``O_TMPFILE`` is missing, a hidden ``.NAME.*.part`` file is renamed into place instead and
-removed on every error and on SIGTERM/SIGINT (which the command turns into exceptions).
+match its member. WHEEL and RECORD are written last; RECORD's signatures are left out, as
+they cannot match the new RECORD, and every name added passes :func:`check_member_name`.
+The result goes to an unnamed file in the output directory (``O_TMPFILE``) that gets its
+name only once complete, so the output directory holds either no new file or the complete
+wheel, even when relabel is killed; where ``O_TMPFILE`` is missing, a hidden
+``.NAME.*.part`` file is renamed into place instead and removed on every error and on
+SIGTERM/SIGINT (which the command turns into exceptions).
 Timestamps are deterministic: every new entry takes the input wheel's WHEEL timestamp, or
 ``SOURCE_DATE_EPOCH`` for all entries when set.
 
