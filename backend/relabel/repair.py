@@ -20,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packaging.tags import Tag, parse_tag
+from packaging.utils import parse_wheel_filename
+
 from relabel import android, archive, floor, patchelf, policy, sbom
-from relabel.archive import _check_member_name
+from relabel.archive import check_member_name
 from relabel.audit import NOT_FOUND, Audit, audit, installed_path
 from relabel.elf import ElfInfo, looks_like_elf, read_elf
 from relabel.errors import (
@@ -113,15 +116,21 @@ def _android_tag(wheel: archive.WheelFile) -> android.AndroidTag | None:
 
 
 def wheel_arch(wheel: archive.WheelFile) -> str | None:
+    """The architecture the file name's Linux platform tags name (installers go by it)."""
     android_tag = _android_tag(wheel)
     if android_tag is not None:
         return android_tag.arch
-    for tag in wheel.tags:
-        for arch in policy.ARCHITECTURES:
-            if tag.platform.endswith("_" + arch) and tag.platform.startswith(
-                ("linux_", "manylinux", "musllinux_")
-            ):
-                return arch
+    for tag in sorted(wheel.tags, key=str):
+        platform = tag.platform
+        try:
+            arch: str | None = policy.lookup(platform).arch
+        except KeyError:
+            # a policy newer than relabel's data, or one missing on this architecture,
+            # still ends with the architecture
+            linux = platform.startswith(("manylinux", "musllinux_"))
+            arch = next((a for a in policy.ARCHITECTURES if linux and platform.endswith(a)), None)
+        if arch in policy.ARCHITECTURES:
+            return arch
     return None
 
 
@@ -353,7 +362,7 @@ def _place_included(
             continue
         soname = _plain_soname(found.soname or Path(wanted).name, real)
         member = f"{libs_dir}/{soname}"
-        _check_member_name(real, member)
+        check_member_name(real, member)
         _copy_library(real, tree / member, tree)
         # the copy is the file resolve parsed: only its name in the wheel is new
         infos[member] = dataclasses.replace(found, path=member)
@@ -368,7 +377,7 @@ def read_wheel_elves(
 ) -> Analysis:
     """Extract and parse every ELF member, resolve dependencies, and audit."""
     arch, infos, skipped = _scan(wheel, tree, options)
-    notes = tuple(f"ignored {n}: {why}" for n, why in skipped)
+    notes = (*wheel.notes, *(f"ignored {n}: {why}" for n, why in skipped))
     if not infos and skipped:
         raise WheelError(
             wheel.filename,
@@ -448,24 +457,48 @@ def _sha256(path: str) -> str:
 def retag(
     filename: str, tag_lines: Sequence[str], new_platforms: Sequence[str], arch: str
 ) -> tuple[str, list[str]]:
-    """New file name and WHEEL Tag lines: ``linux_<arch>`` replaced by ``new_platforms``."""
-    drop = {f"linux_{arch}"}
-    stem = filename[: -len(".whl")]
-    prefix, _, platforms = stem.rpartition("-")
-    current = platforms.split(".")
-    kept = [p for p in current if p not in drop]
-    names = list(dict.fromkeys([*kept, *new_platforms]))
-    if "any" in names and len(names) > 1:
-        names.remove("any")
-    new_filename = f"{prefix}-{'.'.join(sorted(names))}.whl"
-    pairs = list(dict.fromkeys("-".join(t.split("-")[:2]) for t in tag_lines))
-    lines = [t for t in tag_lines if t.split("-")[-1] not in drop and t.split("-")[-1] != "any"]
-    for pair in pairs:
-        for plat in new_platforms:
-            tag = f"{pair}-{plat}"
-            if tag not in lines:
-                lines.append(tag)
-    return new_filename, lines
+    """New file name and WHEEL Tag lines for a wheel repaired to ``new_platforms``.
+
+    The name keeps its interpreter and ABI tags. Of its platform tags for ``arch``, only
+    those the repair vouches for stay: the new ones and older policies of the same C
+    library, which a wheel meeting a newer one meets too. ``linux_<arch>`` goes, and so
+    does any claim the audit contradicts (a vendor-renamed ``manylinux1`` wheel that needs
+    a newer glibc). The Tag lines are exactly the tags the new name stands for: kept lines
+    in their order, then the new ones.
+    """
+    _, _, _, tags = parse_wheel_filename(filename)
+    targets = [policy.lookup(p) for p in new_platforms]
+
+    def vouched(platform: str) -> bool:
+        if platform in new_platforms:
+            return True
+        try:
+            claimed = policy.lookup(platform)
+        except KeyError:
+            return True  # not a Linux policy: nothing the audit could contradict
+        if claimed.arch != arch:
+            return True
+        return any(
+            not claimed.is_linux and claimed.libc == t.libc and claimed.priority <= t.priority
+            for t in targets
+        )
+
+    old_platforms = sorted({t.platform for t in tags})
+    platforms = [p for p in old_platforms if vouched(p)]
+    platforms += [p for p in new_platforms if p not in platforms]
+    if "any" in platforms and len(platforms) > 1:
+        platforms.remove("any")
+    pairs = sorted({(t.interpreter, t.abi) for t in tags})
+    wanted = {Tag(i, a, p) for i, a in pairs for p in platforms}
+    lines: list[str] = []
+    for line in tag_lines:
+        lines += [str(t) for t in sorted(parse_tag(line), key=str) if t in wanted]
+    for interpreter, abi in pairs:
+        lines += [f"{interpreter}-{abi}-{p}" for p in platforms]
+    lines = list(dict.fromkeys(lines))
+    # the file name spells the interpreter, ABI and build parts as it did
+    head = filename[: -len(".whl")].rsplit("-", 1)[0]
+    return f"{head}-{'.'.join(sorted(platforms))}.whl", lines
 
 
 def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
@@ -540,7 +573,7 @@ def _check_new_members(wheel: str, plan: Plan, analysis: Analysis) -> None:
         *(m.new_member for m in plan.moves),
         *(member for member, _ in analysis.included),
     ):
-        _check_member_name(wheel, name)
+        check_member_name(wheel, name)
 
 
 def _passthrough(wheel_path: Path, out_dir: Path) -> Path:

@@ -125,7 +125,8 @@ def render_text(analysis: Analysis, target: str = "auto", source: str | None = N
     """The human report; ``source`` says where ``target`` came from (``--plat``...)."""
     name = analysis.wheel.name
     if analysis.pure or analysis.audit is None:
-        return f"{name}: no ELF files to audit; the wheel is left as it is."
+        notes = "".join(f"\n  note: {note}" for note in analysis.notes)
+        return f"{name}: no ELF files to audit; the wheel is left as it is.{notes}"
     audit = analysis.audit
     overall, repairable = audit.overall, audit.repairable
     out = [
@@ -274,7 +275,7 @@ def target_label(analysis: Analysis, plat: str) -> str:
 def as_json(analysis: Analysis, target: str = "auto") -> dict[str, Any]:
     name = analysis.wheel.name
     if analysis.pure or analysis.audit is None:
-        return {"version": JSON_VERSION, "wheel": name, "pure": True}
+        return {"version": JSON_VERSION, "wheel": name, "pure": True, "notes": [*analysis.notes]}
     audit = analysis.audit
     kinds = {f.kind for f in audit.findings()}
     sym, symbols = symbol_policy(audit)
@@ -322,6 +323,11 @@ def error_json(message: str, wheel: str | None = None) -> str:
 
 
 def render_repair(result: Result) -> str:
+    notes = "".join(f"\nrelabel:   note: {note}" for note in result.analysis.notes)
+    return _render_repair(result) + notes
+
+
+def _render_repair(result: Result) -> str:
     name = result.analysis.wheel.name
     plan = result.plan
     if plan is None:
