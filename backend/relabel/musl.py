@@ -88,12 +88,10 @@ def links_musl(info: ElfInfo) -> bool:
 
 
 def _blind(info: ElfInfo) -> bool:
-    """Nothing readable says what the file takes from outside: no symbols, and either it
-    loads musl or it is a shared object whose dynamic section could not be read either
-    (section headers stripped; a static executable has neither and needs no musl)."""
-    return not info.undefined and (
-        links_musl(info) or (info.elf_type == "ET_DYN" and not info.needed)
-    )
+    """The file loads musl, yet no symbol it takes from outside could be read. (A file that
+    loads nothing and takes nothing, a static or static-pie executable, needs no musl: its
+    dynamic array is read through PT_DYNAMIC, so "nothing" there is a fact.)"""
+    return not info.undefined and links_musl(info)
 
 
 def needs_from_musl(
