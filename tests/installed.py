@@ -585,6 +585,9 @@ def _check_repair_output(repair: Repair, workdir: Path) -> Loaded | None:
     if not for_this_python(repair.output):
         # extensions for another Python cannot be loaded by this one
         skipped |= {m for m, i in elves.items() if i.in_interpreter}
+    if "musllinux_" in repair.output.name:
+        # built for musl, whatever its files name (musl answers libc.so, libm.so... itself)
+        skipped |= set(elves)
     to_load = {m: i for m, i in elves.items() if m not in skipped and runs_here(i)}
     if not to_load:
         CHECKED.append((repair.output.name, 0, 0))

@@ -327,6 +327,28 @@ def test_wheel_calling_only_old_functions_is_musllinux_1_1(
     assert _platforms(out) == {"musllinux_1_1_x86_64"}
 
 
+@pytest.mark.parametrize("needed", ["libc.so", "libm.so", "libpthread.so.0"])
+def test_names_musl_answers_with_itself_are_not_external(
+    musl_files: MuslFiles, tmp_path: Path, needed: str
+) -> None:
+    # maturin's musl builds link musl as plain libc.so; musl's loader answers libc., libm.,
+    # libpthread. ... with itself, so nothing is looked up (or grafted) for them
+    ext = tmp_path / musl_files.old_ext.name
+    shutil.copyfile(musl_files.old_ext, ext)
+    _run([str(PATCHELF), "--replace-needed", "libc.musl-x86_64.so.1", needed, str(ext)], tmp_path)
+    wheel = make_wheel(tmp_path / "in", {f"pkg/{ext.name}": ext})
+    analysis = analyze(wheel, Options())
+    assert analysis.libc == "musl"
+    assert analysis.audit is not None
+    verdict = analysis.audit.overall
+    assert verdict.policy.name == "musllinux_1_1_x86_64"
+    assert not verdict.external
+    out = repair(wheel, tmp_path / "out", Options()).output
+    assert _platforms(out) == {"musllinux_1_1_x86_64"}
+    with zipfile.ZipFile(out) as zf:
+        assert not [n for n in zf.namelist() if ".libs/" in n]
+
+
 def test_grafted_library_counts(musl_files: MuslFiles, tmp_path: Path) -> None:
     ext = musl_files.graft_ext
     wheel = make_wheel(tmp_path / "in", {f"pkg/{ext.name}": ext})

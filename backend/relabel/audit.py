@@ -223,14 +223,15 @@ def _inside(path: str | None, root: str) -> bool:
     return os.path.realpath(path).startswith(root + os.sep)
 
 
-def _external(node: Node, allowed: frozenset[str], root: str) -> dict[str, Library]:
-    """Libraries reachable from ``node`` outside ``allowed``, walking through non-allowed ones."""
+def _external(node: Node, policy: Policy, root: str) -> dict[str, Library]:
+    """Libraries reachable from ``node`` that ``policy`` does not provide, walking through
+    the ones it does not."""
     found: dict[str, Library] = {}
     todo = [s for s in node.info.needed if not is_loader(s)]
     seen: set[str] = set()
     while todo:
         soname = todo.pop()
-        if soname in seen or soname in allowed:
+        if soname in seen or policy.provides(soname):
             continue
         seen.add(soname)
         lib = node.libraries.get(soname)
@@ -358,7 +359,7 @@ def audit(
         for node in nodes:
             findings.extend(_symbol_findings(node.member, node.info, policy))
             findings.extend(_android_level(node.member, node.info, policy))
-            libs = _external(node, policy.allowed_libs, wheel_root)
+            libs = _external(node, policy, wheel_root)
             if policy.links_libpython:
                 libs = {s: lib for s, lib in libs.items() if not LIBPYTHON.match(s)}
             by_member[node.member] = tuple(sorted(libs))

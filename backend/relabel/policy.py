@@ -77,6 +77,17 @@ _FAMILIES = (Libc.GLIBC, Libc.MUSL)
 _NOTHING: Mapping[str, frozenset[str]] = MappingProxyType({})
 
 
+#: musl's loader maps any DT_NEEDED named ``lib<one of these>.`` to itself: libc, libpthread,
+#: librt, libm, libdl, libutil and libxnet are all one library there (ldso/dynlink.c,
+#: load_library's "block attempts to reload the implementation itself").
+_MUSL_ITSELF = ("libc.", "libpthread.", "librt.", "libm.", "libdl.", "libutil.", "libxnet.")
+
+
+def is_musl_itself(soname: str) -> bool:
+    """True for a soname musl's dynamic loader resolves to musl itself."""
+    return soname.startswith(_MUSL_ITSELF)
+
+
 @dataclass(frozen=True)
 class Policy:
     """One platform tag on one architecture and everything it allows.
@@ -114,6 +125,11 @@ class Policy:
     def is_linux(self) -> bool:
         """True for the plain ``linux_<arch>`` policy, which checks nothing."""
         return self.libc is None
+
+    def provides(self, soname: str) -> bool:
+        """Whether a DT_NEEDED of ``soname`` may stay external: on the allowed list or, for
+        musl, a name musl's loader answers with itself (``libc.so`` as maturin links it)."""
+        return soname in self.allowed_libs or (self.libc is Libc.MUSL and is_musl_itself(soname))
 
     @property
     def links_libpython(self) -> bool:
