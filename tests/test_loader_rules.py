@@ -421,6 +421,11 @@ def test_static_executable_on_a_glibc_host_is_manylinux(files: Files, tmp_path: 
     assert ours["overall_tag"] == "manylinux_2_5_x86_64"
     theirs = json.loads(auditwheel("show", "--json", wheel).stdout)
     assert theirs["overall_tag"] == ours["overall_tag"]
+    # a repair keeps the musllinux claim: the file names no C library, so it runs under
+    # both, and auditwheel keeps it too
+    out = repair(wheel, tmp_path / "out", Options()).output
+    platforms = set(out.name[: -len(".whl")].rsplit("-", 1)[1].split("."))
+    assert platforms == {"manylinux1_x86_64", "manylinux_2_5_x86_64", "musllinux_1_1_x86_64"}
     # tags for both families say nothing: with a sysroot that holds no C library, glibc
     bare = tmp_path / "bare"
     bare.mkdir()

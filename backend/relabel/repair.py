@@ -455,7 +455,12 @@ def _sha256(path: str) -> str:
 
 
 def retag(
-    filename: str, tag_lines: Sequence[str], new_platforms: Sequence[str], arch: str
+    filename: str,
+    tag_lines: Sequence[str],
+    new_platforms: Sequence[str],
+    arch: str,
+    *,
+    libc_free: bool = False,
 ) -> tuple[str, list[str]]:
     """New file name and WHEEL Tag lines for a wheel repaired to ``new_platforms``.
 
@@ -464,7 +469,9 @@ def retag(
     library, which a wheel meeting a newer one meets too. ``linux_<arch>`` goes, and so
     does any claim the audit contradicts (a vendor-renamed ``manylinux1`` wheel that needs
     a newer glibc). The Tag lines are exactly the tags the new name stands for: kept lines
-    in their order, then the new ones.
+    in their order, then the new ones. With ``libc_free`` (no file of the wheel names a C
+    library: static executables), claims for the other C library's policies stay as well:
+    the audit judged one family, and such files run under both.
     """
     _, _, _, tags = parse_wheel_filename(filename)
     targets = [policy.lookup(p) for p in new_platforms]
@@ -477,6 +484,8 @@ def retag(
         except KeyError:
             return True  # not a Linux policy: nothing the audit could contradict
         if claimed.arch != arch:
+            return True
+        if libc_free and not claimed.is_linux and all(claimed.libc != t.libc for t in targets):
             return True
         return any(
             not claimed.is_linux and claimed.libc == t.libc and claimed.priority <= t.priority
@@ -678,8 +687,16 @@ def _apply(
         replaced[move.member] = shim
     new_name, tag_lines = wheel.filename, wheel.wheel_tags
     if options.update_tags:
+        libc_free = not any(
+            n.info.interpreter or n.info.needed
+            for n in (analysis.audit.nodes if analysis.audit else ())
+        )
         new_name, tag_lines = retag(
-            wheel.filename, wheel.wheel_tags, plan.platform_tags, analysis.arch or ""
+            wheel.filename,
+            wheel.wheel_tags,
+            plan.platform_tags,
+            analysis.arch or "",
+            libc_free=libc_free,
         )
     wheel_text = archive.render_wheel_metadata(wheel.wheel_metadata, tag_lines)
     extra: dict[str, bytes | Callable[[], bytes]] = {}
