@@ -80,6 +80,22 @@ CORPUS: dict[str, list[Any]] = {
     "isa-check": [True, False, 1],
     "lib-sdir": [".libs", "_libs", "libs", "a/b", "a\\b", ".", "..", "", 3],
     "zip-compression-level": [0, 6, 9, -1, 10, 12, True, "6", 6.0],
+    "glibc-floor": [
+        "off",
+        "auto",
+        "2.17",
+        "2.28",
+        "manylinux_2_28",
+        "manylinux2014",
+        "2.5",
+        "2.99",
+        "manylinux_2_17_x86_64",
+        "Auto",
+        "",
+        2.17,
+        True,
+    ],
+    "glibc-floor-allow": [[], ["c23-parsing"], "c23-parsing", ["c23"], "everything", [1], 3],
 }
 
 

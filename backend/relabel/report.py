@@ -275,7 +275,9 @@ def target_label(analysis: Analysis, plat: str) -> str:
 def as_json(analysis: Analysis, target: str = "auto") -> dict[str, Any]:
     name = analysis.wheel.name
     if analysis.pure or analysis.audit is None:
-        return {"version": JSON_VERSION, "wheel": name, "pure": True, "notes": [*analysis.notes]}
+        pure: dict[str, Any] = {"version": JSON_VERSION, "wheel": name, "pure": True}
+        # auditwheel's object exactly, plus what relabel noticed (a renamed wheel) if anything
+        return {**pure, "notes": list(analysis.notes)} if analysis.notes else pure
     audit = analysis.audit
     kinds = {f.kind for f in audit.findings()}
     sym, symbols = symbol_policy(audit)

@@ -25,7 +25,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
-from relabel import config, policy
+from relabel import config, floor, policy
 
 # validate-pyproject files every plugin's schema under its "$id". relabel has no web home
 # yet: a reserved .invalid host says so, and nothing ever tries to fetch it.
@@ -65,6 +65,11 @@ _DESCRIPTIONS = {
     "isa-check": "Check the x86-64 ISA level (x86-64-v2/v3/v4 GNU property notes).",
     "lib-sdir": "Suffix of the directory that holds the grafted libraries (<dist><lib-sdir>/).",
     "zip-compression-level": "Deflate level for the members relabel writes.",
+    "glibc-floor": (
+        "Lower the glibc symbol versions the wheel's files need: off, auto (as far as the safe"
+        " rules allow), or a glibc release or policy that is then required."
+    ),
+    "glibc-floor-allow": "Opt-in symbol classes whose behaviour differs (e.g. c23-parsing).",
 }
 
 # A Python dotted name, optionally ':' and a dotted attribute path (config._check_backend).
@@ -90,7 +95,24 @@ def plat_values() -> list[str]:
     return [value for value in candidates if config._check_plat(value) is None]
 
 
+def glibc_floor_values() -> list[str]:
+    """Every value ``glibc-floor`` accepts, as relabel's own check decides."""
+    releases = [f"{major}.{minor}" for major, minor in floor.releases()]
+    candidates = [
+        floor.OFF,
+        floor.AUTO,
+        *releases,
+        *(f"manylinux_{r.replace('.', '_')}" for r in releases),
+        "manylinux1",
+        "manylinux2010",
+        "manylinux2014",
+    ]
+    return [value for value in candidates if config._check_glibc_floor(value) is None]
+
+
 def _string_schema(key: str) -> dict[str, Any]:
+    if key == "glibc-floor":
+        return {"type": "string", "enum": glibc_floor_values()}
     if key == "mode":
         return {"type": "string", "enum": list(config.MODES)}
     if key == "plat":
@@ -116,6 +138,10 @@ def _list_schema(key: str) -> dict[str, Any]:
         outside = {"not": {"type": "string", "pattern": _OUTSIDE_PATTERN}}
         schema["items"].update(outside)
         schema.update(outside)
+    elif key == "glibc-floor-allow":
+        groups = {"enum": floor.opt_in_groups()}
+        schema["items"].update(groups)
+        schema["anyOf"] = [{"type": "array"}, groups]
     elif key in config._ITEM_CHECKS:
         msg = f"config checks the items of {key!r}, but the schema does not constrain them"
         raise NotImplementedError(msg)
