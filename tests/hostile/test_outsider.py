@@ -14,12 +14,22 @@ import subprocess
 import sysconfig
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
-from tests.conftest import EXT_SUFFIX, _extension, make_wheel
+from tests.conftest import EXT_SUFFIX, PY_TAG, _extension, make_wheel
 
-from .support import assert_valid_wheel, grafted, run_relabel
+from .support import (
+    assert_clean_failure,
+    assert_valid_wheel,
+    grafted,
+    run_relabel,
+    tree,
+    wheel_members,
+    wheel_path,
+    write_zip,
+)
 
 EXT = f"pkg/_col{EXT_SUFFIX}"
 MANY = re.compile(r"manylinux_2_\d+_x86_64")
@@ -95,23 +105,29 @@ def _loader_expansion(token: str, tmp: Path) -> str:
 # where the loader looks
 
 
+#: what relabel makes of each token on x86_64
+RELABEL_EXPANSION = {"LIB": "lib64", "PLATFORM": "x86_64"}
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="$LIB is expanded to lib64, not as this ld.so expands it: wrong library grafted",
+    reason="$LIB/$PLATFORM are expanded to fixed values, not as this ld.so does: wrong graft",
 )
-def test_lib_token_in_a_runpath_is_expanded_as_this_loader_does(tmp_path: Path) -> None:
-    # Debian's ld.so makes $LIB "lib/x86_64-linux-gnu"; a lib64 beside it must not stand in
-    expansion = _loader_expansion("LIB", tmp_path)
-    if expansion == "lib64":
-        pytest.skip("this loader expands $LIB to lib64")
+@pytest.mark.parametrize("token", ["LIB", "PLATFORM"])
+def test_dst_token_in_a_runpath_is_expanded_as_this_loader_does(tmp_path: Path, token: str) -> None:
+    # Debian's ld.so makes $LIB "lib/x86_64-linux-gnu" and $PLATFORM the CPU's name
+    # ("haswell"...): a directory named as relabel guesses must not stand in
+    expansion = _loader_expansion(token, tmp_path)
+    if expansion == RELABEL_EXPANSION[token]:
+        pytest.skip(f"this loader expands ${token} to {expansion}")
     root = tmp_path / "prefix"
     _lib(root / expansion, "libcol.so.1", 1)
-    _lib(root / "lib64", "libcol.so.1", 2)
+    _lib(root / RELABEL_EXPANSION[token], "libcol.so.1", 2)
     ext = _ext(
         tmp_path / "ext",
         root / expansion / "libcol.so.1",
         "-Wl,--enable-new-dtags",
-        f"-Wl,-rpath,{root}/$LIB",
+        f"-Wl,-rpath,{root}/${token}",
     )
     wheel = make_wheel(tmp_path / "in", {EXT: ext})
     proc = _repair(wheel, tmp_path / "out")
@@ -364,3 +380,122 @@ def test_braced_origin_inside_the_wheel(tmp_path: Path) -> None:
     [out] = (tmp_path / "out").glob("*.whl")
     assert MANY.search(out.name)
     assert grafted(out) == []
+
+
+def test_library_without_a_soname(tmp_path: Path) -> None:
+    a = tmp_path / "a"
+    _cc(a / "libcol.so", "int col(void) { return 8; }\nint relabel_probe(void) { return 8; }\n")
+    ext = _ext(tmp_path / "ext", f"-L{a}", "-lcol", f"-Wl,-rpath,{a}")
+    wheel = make_wheel(tmp_path / "in", {EXT: ext})
+    proc = _repair(wheel, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    [out] = (tmp_path / "out").glob("*.whl")
+    assert MANY.search(out.name)
+
+
+def test_same_soname_twice_inside_the_wheel_with_an_outside_library(tmp_path: Path) -> None:
+    # pkg/a and pkg/b each hold their own libcol.so.1, found through $ORIGIN; the
+    # extensions also need an outside library, so both are patched
+    out_lib = _cc(
+        tmp_path / "outside" / "libout.so.1",
+        "int out(void) { return 100; }\n",
+        "-Wl,-soname,libout.so.1",
+    )
+    files: dict[str, bytes | Path] = {}
+    for value, sub in ((1, "a"), (2, "b")):
+        inside = _lib(tmp_path / sub, "libcol.so.1", value)
+        ext = _ext(
+            tmp_path / f"ext-{sub}",
+            inside,
+            out_lib,
+            "-Wl,--enable-new-dtags",
+            f"-Wl,-rpath,$ORIGIN:{out_lib.parent}",
+            call="col() + out()",
+            decl="int col(void); int out(void);",
+        )
+        files[f"pkg/{sub}/_col{EXT_SUFFIX}"] = ext
+        files[f"pkg/{sub}/libcol.so.1"] = inside
+    wheel = make_wheel(tmp_path / "in", files)
+    proc = _repair(wheel, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    [out] = (tmp_path / "out").glob("*.whl")
+    assert [g for g in grafted(out) if "libcol" in g] == []
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda t: t.replace("\n", "\r\n"),
+        lambda t: t.replace("Tag:", "tag:"),
+        lambda t: t.replace("Root-Is-Purelib: false", "Root-Is-Purelib: true"),
+        lambda t: t.rstrip("\n"),
+    ],
+    ids=["crlf", "lowercase-keys", "root-is-purelib", "no-final-newline"],
+)
+def test_wheel_metadata_installers_accept(tmp_path: Path, edit: Callable[[str], str]) -> None:
+    a = tmp_path / "a"
+    lib = _lib(a, "libcol.so.1", 9)
+    ext = _ext(tmp_path / "ext", lib, f"-Wl,-rpath,{a}")
+    tag = f"{PY_TAG}-{PY_TAG}-linux_x86_64"
+    text = f"Wheel-Version: 1.0\nGenerator: x\nRoot-Is-Purelib: false\nTag: {tag}\n\n"
+    members = wheel_members({EXT: ext.read_bytes()}, wheel_text=edit(text))
+    wheel = write_zip(wheel_path(tmp_path / "in"), members)
+    proc = _repair(wheel, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    [out] = (tmp_path / "out").glob("*.whl")
+    assert MANY.search(out.name)
+    with zipfile.ZipFile(out) as zf:
+        written = zf.read("demo-1.0.dist-info/WHEEL").decode()
+    tags = {
+        line.split(":", 1)[1].strip() for line in written.splitlines() if line.startswith("Tag:")
+    }
+    assert tags and all(MANY.search(t) or "manylinux1" in t for t in tags), written
+    assert "linux_x86_64" not in {t.rsplit("-", 1)[1] for t in tags}
+
+
+# ---------------------------------------------------------------------------------------
+# settings
+
+
+@pytest.mark.xfail(
+    strict=True, reason="--plat linux --only-plat fails with an empty list of reasons (exit 1)"
+)
+def test_linux_target_with_only_plat(tmp_path: Path) -> None:
+    a = tmp_path / "a"
+    lib = _lib(a, "libcol.so.1", 9)
+    ext = _ext(tmp_path / "ext", lib, f"-Wl,-rpath,{a}")
+    wheel = make_wheel(tmp_path / "in", {EXT: ext})
+    proc = _repair(wheel, tmp_path / "out", "--plat", "linux_x86_64", "--only-plat")
+    if proc.returncode == 0:
+        # the wheel as it is meets linux_x86_64: written with its tag
+        [out] = (tmp_path / "out").glob("*.whl")
+        assert out.name == wheel.name
+    else:
+        message = assert_clean_failure(proc, "linux_x86_64", status=proc.returncode)
+        assert not message.rstrip().endswith(":"), message
+
+
+@pytest.mark.parametrize("value", ["nonsense", "manylinux_2_5_aarch64", "manylinux_9_99_x86_64"])
+def test_auditwheel_plat_that_names_no_policy(tmp_path: Path, value: str) -> None:
+    a = tmp_path / "a"
+    lib = _lib(a, "libcol.so.1", 9)
+    ext = _ext(tmp_path / "ext", lib, f"-Wl,-rpath,{a}")
+    wheel = make_wheel(tmp_path / "in", {EXT: ext})
+    proc = _repair(wheel, tmp_path / "out", env={"AUDITWHEEL_PLAT": value})
+    assert_clean_failure(proc, "AUDITWHEEL_PLAT", value)
+    assert tree(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("tmpdir", ["missing", "a-file"])
+def test_tmpdir_that_is_not_a_directory(tmp_path: Path, tmpdir: str) -> None:
+    a = tmp_path / "a"
+    lib = _lib(a, "libcol.so.1", 9)
+    ext = _ext(tmp_path / "ext", lib, f"-Wl,-rpath,{a}")
+    wheel = make_wheel(tmp_path / "in", {EXT: ext})
+    target = tmp_path / tmpdir
+    if tmpdir == "a-file":
+        target.write_text("")
+    env = {"TMPDIR": str(target), "PYTHONWARNINGS": "error"}
+    proc = run_relabel("repair", "-w", tmp_path / "out", wheel, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
