@@ -499,3 +499,36 @@ def test_tmpdir_that_is_not_a_directory(tmp_path: Path, tmpdir: str) -> None:
     proc = run_relabel("repair", "-w", tmp_path / "out", wheel, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a DT_NEEDED met by SONAME of a library mapped under another name is not rewritten",
+)
+def test_library_met_under_two_names(tmp_path: Path) -> None:
+    # The extension needs "libcol.so" (linked against a copy without SONAME); libmid needs
+    # "libcol.so.1". At run time libcol.so is a link to the file whose SONAME is
+    # libcol.so.1: ld.so maps it once, and libmid's entry matches it by SONAME.
+    a = tmp_path / "a"
+    real = _lib(a, "libcol.so.1", 3)
+    stub = _cc(tmp_path / "stub" / "libcol.so", "int col(void) { return 0; }\n")
+    (a / "libcol.so").symlink_to("libcol.so.1")
+    mid = _cc(
+        a / "libmid.so.1",
+        "int col(void);\nint mid(void) { return col() * 10; }\n",
+        "-Wl,-soname,libmid.so.1",
+        real,
+    )
+    ext = _ext(
+        tmp_path / "ext",
+        f"-L{stub.parent}",
+        "-lcol",
+        mid,
+        "-Wl,--enable-new-dtags",
+        f"-Wl,-rpath,{a}",
+        call="col() + mid()",
+        decl="int col(void); int mid(void);",
+    )
+    wheel = make_wheel(tmp_path / "in", {EXT: ext})
+    proc = _repair(wheel, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
