@@ -532,3 +532,19 @@ def test_library_met_under_two_names(tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path / "in", {EXT: ext})
     proc = _repair(wheel, tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="--lib-sdir with ':' or '$' is written into the RPATH as is: grafts not found",
+)
+@pytest.mark.parametrize("suffix", [".li:bs", ".libs$ORIGIN", ".libs${LIB}"])
+def test_lib_sdir_that_an_rpath_cannot_hold(tmp_path: Path, suffix: str) -> None:
+    a = tmp_path / "a"
+    lib = _lib(a, "libcol.so.1", 9)
+    ext = _ext(tmp_path / "ext", lib, f"-Wl,-rpath,{a}")
+    wheel = make_wheel(tmp_path / "in", {EXT: ext})
+    proc = _repair(wheel, tmp_path / "out", f"--lib-sdir={suffix}")
+    if proc.returncode != 0:
+        assert_clean_failure(proc, suffix)
+        assert tree(tmp_path / "out") == []
