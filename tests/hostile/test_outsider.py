@@ -548,3 +548,54 @@ def test_lib_sdir_that_an_rpath_cannot_hold(tmp_path: Path, suffix: str) -> None
     if proc.returncode != 0:
         assert_clean_failure(proc, suffix)
         assert tree(tmp_path / "out") == []
+
+
+def _needed_offsets(path: Path) -> tuple[bytearray, list[tuple[int, str, int]]]:
+    """The file's bytes and, per DT_NEEDED entry, (file offset of the entry, name, d_val)."""
+    import struct
+
+    from elftools.elf.elffile import ELFFile
+
+    data = bytearray(path.read_bytes())
+    with path.open("rb") as stream:
+        dynamic = ELFFile(stream).get_section_by_name(".dynamic")
+        offset = dynamic["sh_offset"]
+        names = [t.needed for t in dynamic.iter_tags() if t.entry.d_tag == "DT_NEEDED"]
+    entries = []
+    for i in range(len(data[offset:]) // 16):
+        tag, value = struct.unpack_from("<qQ", data, offset + 16 * i)
+        if tag == 0:
+            break
+        if tag == 1:
+            entries.append((offset + 16 * i, names[len(entries)], value))
+    return data, entries
+
+
+def test_the_same_library_needed_twice_by_one_file(tmp_path: Path) -> None:
+    # two DT_NEEDED entries with one name (ld never writes them; hand-edited files do):
+    # ld.so maps it once, and every entry must name the grafted copy
+    import struct
+
+    a = tmp_path / "a"
+    lib = _lib(a, "libcol.so.1", 9)
+    ext = _ext(tmp_path / "ext", lib, "-Wl,--no-as-needed", "-lm", f"-Wl,-rpath,{a}")
+    data, entries = _needed_offsets(ext)
+    by_name = {name: (at, value) for at, name, value in entries}
+    at, _ = by_name["libm.so.6"]
+    struct.pack_into("<qQ", data, at, 1, by_name["libcol.so.1"][1])
+    ext.write_bytes(bytes(data))
+    wheel = make_wheel(tmp_path / "in", {EXT: ext})
+    proc = _repair(wheel, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("directory", ["pkg/ünï", "pkg/with space", "pkg/a%b", "pkg/a:b"])
+def test_extension_in_a_directory_with_an_odd_name(tmp_path: Path, directory: str) -> None:
+    a = tmp_path / "a"
+    lib = _lib(a, "libcol.so.1", 9)
+    ext = _ext(tmp_path / "ext", lib, f"-Wl,-rpath,{a}")
+    wheel = make_wheel(tmp_path / "in", {f"{directory}/_col{EXT_SUFFIX}": ext})
+    proc = _repair(wheel, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    [out] = (tmp_path / "out").glob("*.whl")
+    assert_valid_wheel(out)
