@@ -18,7 +18,7 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import EXT_SUFFIX, PY_TAG, _extension, make_wheel
+from tests.conftest import EXT_SUFFIX, PY_TAG, _extension, install_and_run, make_wheel
 
 from .support import (
     assert_clean_failure,
@@ -599,3 +599,38 @@ def test_extension_in_a_directory_with_an_odd_name(tmp_path: Path, directory: st
     assert proc.returncode == 0, proc.stderr
     [out] = (tmp_path / "out").glob("*.whl")
     assert_valid_wheel(out)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a graft named like a member of the wheel replaces it: the other user breaks",
+)
+def test_graft_whose_name_is_already_a_member_of_the_wheel(tmp_path: Path) -> None:
+    # The wheel already holds demo.libs/libcol-<hash>.so.1 (another library, used by
+    # pkg/_old through $ORIGIN) under the very name the graft of the outside libcol gets
+    import hashlib
+
+    a = tmp_path / "a"
+    lib = _lib(a, "libcol.so.1", 1)
+    name = f"libcol-{hashlib.sha256(lib.read_bytes()).hexdigest()[:8]}.so.1"
+    other = _lib(tmp_path / "other", name, 2)
+    ext = _ext(tmp_path / "ext", lib, f"-Wl,-rpath,{a}")
+    old = _ext(
+        tmp_path / "old", other, "-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN/../../demo.libs"
+    )
+    files: dict[str, bytes | Path] = {
+        EXT: ext,
+        f"pkg/_old/_col{EXT_SUFFIX}": old,
+        f"demo.libs/{name}": other,
+    }
+    wheel = make_wheel(tmp_path / "in", files)
+    proc = _repair(wheel, tmp_path / "out")
+    if proc.returncode != 0:
+        assert_clean_failure(proc, name)
+        return
+    [out] = (tmp_path / "out").glob("*.whl")
+    assert_valid_wheel(out)
+    # the installed-layout check cannot tell (pkg/_old does not load unrepaired outside
+    # its wheel): run both extensions once installed
+    code = "import pkg._col as n, pkg._old._col as o; print(n.value(), o.value())"
+    assert install_and_run(tmp_path / "venv", out, code).split() == ["1", "2"]
