@@ -634,3 +634,48 @@ def test_graft_whose_name_is_already_a_member_of_the_wheel(tmp_path: Path) -> No
     # its wheel): run both extensions once installed
     code = "import pkg._col as n, pkg._old._col as o; print(n.value(), o.value())"
     assert install_and_run(tmp_path / "venv", out, code).split() == ["1", "2"]
+
+
+def _two_executables(tmp_path: Path) -> tuple[Path, Path]:
+    """Two executables printing col(), one from a library giving 1, one giving 2."""
+    out = []
+    for value in (1, 2):
+        d = tmp_path / f"lib{value}"
+        lib = _lib(d, f"libcol{value}.so.1", value)
+        out.append(_exe(tmp_path / f"bin{value}" / "colrun", lib, f"-Wl,-rpath,{d}"))
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param(
+            "demo-1.0.data/scripts/colrun",
+            "demo-1.0.data/scripts/sub/colrun",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="an executable in a subdirectory of scripts is not moved; its RPATH misses",
+            ),
+        ),
+        pytest.param(
+            "demo-1.0.data/scripts/colrun",
+            "demo.scripts/colrun",
+            marks=pytest.mark.xfail(
+                strict=True, reason="a moved executable replaces a member of the same name"
+            ),
+        ),
+    ],
+    ids=["scripts-subdirectory", "scripts-dir-taken"],
+)
+def test_moved_executables_that_would_share_a_name(tmp_path: Path, first: str, second: str) -> None:
+    one, two = _two_executables(tmp_path)
+    wheel = make_wheel(tmp_path / "in", {first: one, second: two})
+    proc = _repair(wheel, tmp_path / "out")
+    if proc.returncode != 0:
+        assert_clean_failure(proc)
+        return
+    [out] = (tmp_path / "out").glob("*.whl")
+    assert_valid_wheel(out)
+    with zipfile.ZipFile(out) as zf:
+        names = zf.namelist()
+    assert len(names) == len(set(names))
