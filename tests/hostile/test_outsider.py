@@ -679,3 +679,21 @@ def test_moved_executables_that_would_share_a_name(tmp_path: Path, first: str, s
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
     assert len(names) == len(set(names))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="grafts go under <dist>.libs even when that is a file: the wheel cannot install",
+)
+def test_libs_directory_name_taken_by_a_file(tmp_path: Path) -> None:
+    a = tmp_path / "a"
+    lib = _lib(a, "libcol.so.1", 1)
+    ext = _ext(tmp_path / "ext", lib, f"-Wl,-rpath,{a}")
+    wheel = make_wheel(tmp_path / "in", {EXT: ext, "demo.libs": b"not a directory\n"})
+    proc = _repair(wheel, tmp_path / "out")
+    if proc.returncode != 0:
+        assert_clean_failure(proc, "demo.libs")
+        assert tree(tmp_path / "out") == []
+        return
+    [out] = (tmp_path / "out").glob("*.whl")
+    assert_valid_wheel(out)
