@@ -697,3 +697,20 @@ def test_libs_directory_name_taken_by_a_file(tmp_path: Path) -> None:
         return
     [out] = (tmp_path / "out").glob("*.whl")
     assert_valid_wheel(out)
+
+
+def test_glibc_hwcaps_variant_is_not_grafted(tmp_path: Path) -> None:
+    # ld.so prefers <dir>/glibc-hwcaps/x86-64-v2/ on a CPU that has it; a manylinux wheel
+    # must run on every x86_64 CPU, so the baseline library is the one to graft (the
+    # installed-layout check would compare with this CPU's choice, hence not run here)
+    a = tmp_path / "a"
+    base = _lib(a, "libcol.so.1", 1)
+    _lib(a / "glibc-hwcaps" / "x86-64-v2", "libcol.so.1", 2)
+    ext = _ext(tmp_path / "ext", base, f"-Wl,-rpath,{a}")
+    wheel = make_wheel(tmp_path / "in", {EXT: ext})
+    out_dir = tmp_path / "out"
+    proc = run_relabel(
+        "repair", "-w", out_dir, wheel, tmpdir=tmp_path / "tmp", check_installed=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"from {base} as " in proc.stderr + proc.stdout
