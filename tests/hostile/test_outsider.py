@@ -714,3 +714,36 @@ def test_glibc_hwcaps_variant_is_not_grafted(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert f"from {base} as " in proc.stderr + proc.stdout
+
+
+MUSL_LIBDIR = Path("/usr/lib/x86_64-linux-musl")
+
+
+@pytest.mark.xfail(
+    strict=True, reason="glibc's libc.so.6 (and musl's libc.so) are grafted into a musllinux wheel"
+)
+def test_musl_extension_needing_a_glibc_library(tmp_path: Path) -> None:
+    # libg was built against glibc (needs libc.so.6): no musl system can provide it. auditwheel
+    # refuses; a musllinux wheel must not carry a copy of glibc (nor of musl itself)
+    if shutil.which("musl-gcc") is None or not (MUSL_LIBDIR / "libc.so").exists():
+        pytest.skip("musl-gcc and musl's libc.so are needed")
+    a = tmp_path / "a"
+    libg = _cc(
+        a / "libg.so.1",
+        '#include <stdio.h>\nint col(void) { return puts("x") > 0; }\n',
+        "-Wl,-soname,libg.so.1",
+    )
+    src = tmp_path / "m.c"
+    src.write_text("int col(void);\nint val(void) { return col(); }\n")
+    name = f"_m.cpython-{PY_TAG[2:]}-x86_64-linux-musl.so"
+    ext = tmp_path / name
+    subprocess.run(
+        ["musl-gcc", "-shared", "-fPIC", "-o", ext, src, libg, f"-Wl,-rpath,{a}"], check=True
+    )
+    wheel = make_wheel(tmp_path / "in", {f"pkg/{name}": ext})
+    proc = _repair(wheel, tmp_path / "out", "--library-dir", MUSL_LIBDIR, check_installed=False)
+    if proc.returncode == 0:
+        [out] = (tmp_path / "out").glob("*.whl")
+        assert not [g for g in grafted(out) if "/libc-" in g], grafted(out)
+    else:
+        assert_clean_failure(proc, "libc.so.6")
