@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from packaging.tags import Tag, parse_tag
 from packaging.utils import parse_wheel_filename
 
-from relabel import android, archive, floor, patchelf, policy, sbom
+from relabel import android, archive, floor, musl, patchelf, policy, sbom
 from relabel.arch import is_glibc_libc, is_musl_interpreter, is_musl_libc
 from relabel.archive import check_member_name
 from relabel.audit import NOT_FOUND, Audit, audit, installed_path
@@ -413,9 +413,10 @@ def read_wheel_elves(
         policies,
         arch=arch,
         libc=libc.value,
-        wheel_root=str(tree),
+        wheel_root=os.path.realpath(tree),
         isa_check=options.isa_check,
         skipped=skipped,
+        musl_host=musl.host_version() if libc is policy.Libc.MUSL else None,
     )
     return Analysis(wheel.path, False, result, arch, libc.value, notes, tuple(included), lowered)
 
