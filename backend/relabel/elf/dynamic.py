@@ -131,20 +131,21 @@ def version_needs(
     needs: list[tuple[str, tuple[str, ...]]] = []
     index: dict[int, tuple[str, str]] = {}
     seen: set[int] = set()
+
+    def visit(at: int, fmt: str) -> tuple[int, ...]:
+        if at in seen or not window.has(at, 16):
+            raise MalformedError(what)
+        seen.add(at)
+        return struct.unpack_from(fmt, window.data, at)
+
     where = 0
     while True:
-        if where in seen or not window.has(where, 16):
-            raise MalformedError(what)
-        seen.add(where)
-        _, _, file_name, aux, following = struct.unpack_from(need_fmt, window.data, where)
+        _, _, file_name, aux, following = visit(where, need_fmt)
         library = names.get(file_name)
         versions: list[str] = []
         at = where + aux
         while True:
-            if at in seen or not window.has(at, 16):
-                raise MalformedError(what)
-            seen.add(at)
-            _, _, other, name, step = struct.unpack_from(aux_fmt, window.data, at)
+            _, _, other, name, step = visit(at, aux_fmt)
             version = names.get(name)
             versions.append(version)
             index[other & 0x7FFF] = (version, library)

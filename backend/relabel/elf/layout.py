@@ -58,6 +58,8 @@ _PHDR = {64: "IIQQQQQQ", 32: "IIIIIIII"}
 
 @dataclass(frozen=True)
 class Section:
+    """One section header, its name read from the section name table."""
+
     index: int
     name: str
     type: int
@@ -70,6 +72,8 @@ class Section:
 
 @dataclass(frozen=True)
 class Segment:
+    """One program header (the fields relabel reads, alike in both classes)."""
+
     type: int
     offset: int
     vaddr: int
@@ -89,6 +93,8 @@ _MACHINES, _TYPES, _OSABIS = _names(ENUM_E_MACHINE), _names(ENUM_E_TYPE), _names
 
 @dataclass(frozen=True)
 class Layout:
+    """The ELF header's facts and its two header tables, checked against the file."""
+
     endian: str  # struct byte order character
     elf_class: int
     machine: str  # e_machine, EI_OSABI and e_type by their gABI names

@@ -3,7 +3,8 @@
 This module owns two notes: the NDK's Android ident (the API level a file was built for)
 and the GNU property note's x86 ISA level (GNU_PROPERTY_X86_ISA_1_NEEDED). Both are read
 from program headers (PT_NOTE, PT_GNU_PROPERTY), which a file keeps when its section
-headers are stripped, and bounded by the file's size. Other notes are passed over.
+headers are stripped, and bounded by the file's size. Other notes are passed over; what
+a level means for a policy is decided elsewhere.
 """
 
 from __future__ import annotations

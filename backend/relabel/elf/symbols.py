@@ -55,6 +55,8 @@ class SymbolNeed:
 
 @dataclass(frozen=True)
 class Symbols:
+    """What the dynamic symbol table says: the ElfInfo fields about symbols."""
+
     undefined: tuple[SymbolNeed, ...] = ()
     python_init: str | None = None
     pyfpe: bool = False
