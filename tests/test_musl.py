@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from relabel import musl, report
-from relabel.audit import MUSL_SYMBOL
+from relabel import musl, policy, report
+from relabel.audit import MUSL_SYMBOL, audit
 from relabel.elf import ElfInfo, SymbolNeed, read_elf
 from relabel.repair import Options, analyze, repair
+from relabel.resolve import Node
 
 from .conftest import _extension, _run, make_wheel
 
@@ -226,6 +227,26 @@ def test_host_musl_is_a_ceiling() -> None:
     ]
     new_host = ((1, 2, 5), "/lib/ld-musl-x86_64.so.1")
     assert musl.policy_findings((1, 2), files, "x86_64", host=new_host) == []
+
+
+def test_audit_judges_the_host_musl_it_is_given_and_probes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def probe() -> None:
+        raise AssertionError("audit ran the host's loader")
+
+    monkeypatch.setattr(musl, "host_version", probe)
+    node = Node("pkg/_a.so", "/w/pkg/_a.so", _info("x86_64", "strlen"), {}, {})
+    policies = policy.policies_for(policy.Libc.MUSL, "x86_64")
+    old_host = ((1, 1, 24), "/lib/ld-musl-x86_64.so.1")
+    judged = audit(
+        [node], policies, arch="x86_64", libc="musl", wheel_root="/w", musl_host=old_host
+    )
+    assert [f.detail for f in judged.findings() if f.kind == MUSL_SYMBOL] == [
+        "this machine's musl is 1.1.24, older than musllinux_1_2 needs"
+    ]
+    unjudged = audit([node], policies, arch="x86_64", libc="musl", wheel_root="/w")
+    assert [f for f in unjudged.findings() if f.kind == MUSL_SYMBOL] == []
 
 
 # --- the host's musl ----------------------------------------------------------------------

@@ -4,7 +4,9 @@ Input is the wheel's ELF files with their resolved dependency closures
 (:class:`relabel.resolve.Node`) and the candidate policies; output is one
 :class:`Verdict` per policy and the summary tags (as-is, symbol-only, reachable by repair).
 Every reason a policy is ruled out is a :class:`Finding` naming the file, the library or
-symbol, and the policies it blocks. No I/O happens here.
+symbol, and the policies it blocks. No I/O happens here: paths arrive resolved (every
+:class:`~relabel.resolve.Library` path is a real path, and so must ``wheel_root`` be), and
+the host's musl, which only running its loader tells, is passed in by the caller.
 
 The checks follow the manylinux/musllinux rules (PEP 513/571/599/600/656) as auditwheel
 applies them: versioned symbols of the wheel's files and of the libraries that would be
@@ -217,10 +219,10 @@ def _unreachable_location(member: str) -> str | None:
 
 
 def _inside(path: str | None, root: str) -> bool:
+    """Whether ``path`` lies under ``root``; both are real paths (symbolic links resolved)."""
     if path is None:
         return False
-    root = os.path.realpath(root)
-    return os.path.realpath(path).startswith(root + os.sep)
+    return os.path.normpath(path).startswith(os.path.normpath(root) + os.sep)
 
 
 def _external(node: Node, policy: Policy, root: str) -> dict[str, Library]:
@@ -294,6 +296,7 @@ def _musl_findings(
     nodes: Sequence[Node],
     grafted: Iterable[tuple[str, ElfInfo]],
     arch: str,
+    host: musl.HostMusl | None,
 ) -> list[Finding]:
     """musl has no symbol versions: the names a file takes from libc tell its release."""
     if policy.libc != "musl" or policy.version is None:
@@ -301,9 +304,7 @@ def _musl_findings(
     evidence = [(n.member, n.info) for n in nodes] + sorted(grafted, key=lambda g: g[0])
     return [
         Finding(file, MUSL_SYMBOL, symbol=symbol, detail=text)
-        for file, symbol, text in musl.policy_findings(
-            policy.version, evidence, arch, host=musl.host_version()
-        )
+        for file, symbol, text in musl.policy_findings(policy.version, evidence, arch, host=host)
     ]
 
 
@@ -338,8 +339,15 @@ def audit(
     wheel_root: str,
     isa_check: bool = True,
     skipped: Sequence[tuple[str, str]] = (),
+    musl_host: musl.HostMusl | None = None,
 ) -> Audit:
-    """Evaluate every policy (most compatible first, ``linux`` last) against the wheel."""
+    """Evaluate every policy (most compatible first, ``linux`` last) against the wheel.
+
+    ``wheel_root`` is the real path of the extracted wheel: a library resolved under it is
+    the wheel's own, never external. ``musl_host`` is the musl of the machine the wheel is
+    built or repaired on (:func:`relabel.musl.host_version`), None when that is not musl or
+    not to be judged; a musllinux policy newer than it is out of reach.
+    """
     own_versions: dict[str, set[str]] = {}
     for node in nodes:
         for library, version in node.info.symbol_versions():
@@ -413,7 +421,7 @@ def audit(
                         detail=f"needs the x86-64-v{info.isa_level} instruction set",
                     )
                 )
-        findings.extend(_musl_findings(policy, nodes, grafted.values(), arch))
+        findings.extend(_musl_findings(policy, nodes, grafted.values(), arch, musl_host))
         verdicts.append(Verdict(policy, external, by_member, tuple(findings), files))
 
     return Audit(

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from relabel.arch import is_musl_interpreter, is_musl_libc
 from relabel.elf import read_elf
 from relabel.errors import ElfError
 
@@ -82,8 +83,8 @@ def newest_line() -> Release:
 
 def links_musl(info: ElfInfo) -> bool:
     """Whether the file loads musl's libc (its Alpine soname, its plain one, or its loader)."""
-    return any(n.startswith(("libc.musl-", "ld-musl-")) or n == "libc.so" for n in info.needed) or (
-        info.interpreter is not None and Path(info.interpreter).name.startswith("ld-musl-")
+    return any(is_musl_libc(n) for n in info.needed) or (
+        info.interpreter is not None and is_musl_interpreter(info.interpreter)
     )
 
 
@@ -178,7 +179,7 @@ def detect_host(executable: str, run: Callable[[str], str] = _run_loader) -> Hos
         interpreter = read_elf(executable).interpreter if executable else None
     except ElfError:
         return None
-    if interpreter is None or not Path(interpreter).name.startswith("ld-musl-"):
+    if interpreter is None or not is_musl_interpreter(interpreter):
         return None
     try:
         version = parse_loader_banner(run(interpreter))

@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from relabel import android
+from relabel.arch import ARCHITECTURES
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -43,18 +44,6 @@ __all__ = [
     "policies_for",
 ]
 
-#: Every architecture some manylinux or musllinux policy exists on.
-ARCHITECTURES: tuple[str, ...] = (
-    "x86_64",
-    "i686",
-    "aarch64",
-    "ppc64le",
-    "ppc64",
-    "s390x",
-    "armv7l",
-    "riscv64",
-    "loongarch64",
-)
 
 #: Base name of the unconstrained fallback policy (tags ``linux_<arch>``).
 LINUX = "linux"

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from packaging.tags import Tag, parse_tag
 from packaging.utils import parse_wheel_filename
 
-from relabel import android, archive, floor, patchelf, policy, sbom
+from relabel import android, archive, floor, musl, patchelf, policy, sbom
+from relabel.arch import is_glibc_libc, is_musl_interpreter, is_musl_libc
 from relabel.archive import check_member_name
 from relabel.audit import NOT_FOUND, Audit, audit, installed_path
 from relabel.elf import ElfInfo, looks_like_elf, read_elf
@@ -150,13 +151,13 @@ def _detect_libc(
         return policy.Libc.ANDROID
     for info in infos.values():
         if info.interpreter:
-            return policy.Libc.MUSL if "ld-musl-" in info.interpreter else policy.Libc.GLIBC
+            return policy.Libc.MUSL if is_musl_interpreter(info.interpreter) else policy.Libc.GLIBC
         for needed in info.needed:
             # musl's soname is libc.musl-<arch>.so.1 on Alpine and plain libc.so elsewhere;
             # glibc's is libc.so.6 on every architecture.
-            if needed.startswith(("libc.musl-", "ld-musl-")) or needed == "libc.so":
+            if is_musl_libc(needed):
                 return policy.Libc.MUSL
-            if needed == "libc.so.6" or needed.startswith(("ld-linux", "ld64.so.")):
+            if is_glibc_libc(needed):
                 return policy.Libc.GLIBC
     for name in infos:
         # CPython's extension suffix names the C library (...-x86_64-linux-musl.so); before
@@ -412,9 +413,10 @@ def read_wheel_elves(
         policies,
         arch=arch,
         libc=libc.value,
-        wheel_root=str(tree),
+        wheel_root=os.path.realpath(tree),
         isa_check=options.isa_check,
         skipped=skipped,
+        musl_host=musl.host_version() if libc is policy.Libc.MUSL else None,
     )
     return Analysis(wheel.path, False, result, arch, libc.value, notes, tuple(included), lowered)
 

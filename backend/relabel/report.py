@@ -15,6 +15,7 @@ import json
 import posixpath
 from typing import TYPE_CHECKING, Any
 
+from relabel.arch import is_glibc_libc, is_musl_interpreter, is_musl_libc
 from relabel.audit import (
     BLACKLISTED,
     ISA,
@@ -403,12 +404,12 @@ def elf_libc(info: ElfInfo, file_name: str) -> str | None:
     """The C library one file is built for: its interpreter, else the libc it needs, else
     the extension suffix CPython gives it; None when nothing says."""
     if info.interpreter:
-        return "musl" if "ld-musl-" in info.interpreter else "glibc"
+        return "musl" if is_musl_interpreter(info.interpreter) else "glibc"
     for needed in info.needed:
         # musl is libc.musl-<arch>.so.1 on Alpine, plain libc.so elsewhere
-        if needed.startswith(("libc.musl-", "ld-musl-")) or needed == "libc.so":
+        if is_musl_libc(needed):
             return "musl"
-        if needed == "libc.so.6" or needed.startswith(("ld-linux", "ld64.so.")):
+        if is_glibc_libc(needed):
             return "glibc"
     if file_name.endswith(("-linux-musl.so", "-linux-musleabihf.so")):
         return "musl"

@@ -37,7 +37,8 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relabel.elf import ElfInfo, is_loader, read_elf
+from relabel.arch import MUSL_LOADER, is_loader, is_musl_interpreter, platform_name
+from relabel.elf import ElfInfo, read_elf
 from relabel.errors import ElfError
 
 if TYPE_CHECKING:
@@ -45,18 +46,6 @@ if TYPE_CHECKING:
 
 _TOKEN = re.compile(r"\$(ORIGIN|LIB|PLATFORM)\b|\$\{(ORIGIN|LIB|PLATFORM)\}")
 LIBPYTHON = re.compile(r"^libpython\d+\.\d+m?\.so(\.\d+)*$")
-
-_PLATFORM_NAMES = {
-    "x86_64": "x86_64",
-    "i686": "i686",
-    "aarch64": "aarch64",
-    "ppc64le": "ppc64le",
-    "ppc64": "ppc64",
-    "s390x": "s390x",
-    "armv7l": "v7l",
-    "riscv64": "riscv64",
-    "loongarch64": "loongarch64",
-}
 
 
 @dataclass(frozen=True)
@@ -134,7 +123,7 @@ class Resolver:
     def system_dirs(self, info: ElfInfo) -> tuple[str, ...]:
         if self.ldpaths is not None:
             return tuple(os.path.abspath(d) for d in self.ldpaths)
-        musl = bool(info.interpreter and "ld-musl-" in info.interpreter)
+        musl = bool(info.interpreter and is_musl_interpreter(info.interpreter))
         key = f"{'musl' if musl else 'glibc'}-{info.elf_class}"
         cached = self._system_dirs.get(key)
         if cached is not None:
@@ -142,7 +131,7 @@ class Resolver:
         root = self.root.rstrip("/")
         dirs: list[str] = []
         if musl:
-            paths = sorted(glob.glob(f"{root}/etc/ld-musl-*.path"))
+            paths = sorted(glob.glob(f"{root}/etc/{MUSL_LOADER}*.path"))
             text = _read_config(paths[0]) if paths else None
             if text is not None:
                 dirs += [root + p.strip() for p in re.split(r"[:\n]", text) if p.strip()]
@@ -162,7 +151,7 @@ class Resolver:
 
     def _expand(self, entries: Sequence[str], origin: str, info: ElfInfo) -> list[str]:
         lib = "lib64" if info.elf_class == 64 else "lib"
-        platform = _PLATFORM_NAMES.get(info.arch or "", "")
+        platform = platform_name(info.arch)
         values = {"ORIGIN": origin, "LIB": lib, "PLATFORM": platform}
 
         def token(match: re.Match[str]) -> str:

@@ -12,6 +12,15 @@ place with ``Z`` bytes; a version table that no longer fits where it was is writ
 freed, still mapped place. It decides nothing: :mod:`relabel.floor` says what to rewrite.
 
 Only 64-bit little-endian files (x86_64, aarch64) are handled; anything else is refused.
+
+It shares the format's numbers with :mod:`relabel.elf` (:mod:`relabel.elf.gabi`) but not
+its reader, on purpose. That reader answers "what does this file need" from bounded
+``pread`` calls and keeps no positions; this module must know the file offset of every
+record it may rewrite, holds the whole file in a ``bytearray`` it edits in place, and reads
+it again after patchelf has moved tables. Every file it sees has been read by
+:func:`relabel.elf.read_elf` first (the audit reads every file before the floor is
+lowered), so the stricter checks happen there once; tying the floor to that reader's
+private layout would make either change the other's behaviour.
 """
 
 from __future__ import annotations
@@ -24,30 +33,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .elf.gabi import (
+    DT_GNU_HASH,
+    DT_HASH,
+    DT_NEEDED,
+    DT_NULL,
+    DT_STRSZ,
+    DT_STRTAB,
+    DT_SYMTAB,
+    DT_VERDEF,
+    DT_VERDEFNUM,
+    DT_VERNEED,
+    DT_VERNEEDNUM,
+    DT_VERSYM,
+    ELF_MAGIC,
+    PT_DYNAMIC,
+    PT_LOAD,
+    SHN_UNDEF,
+    SHT_DYNSYM,
+    SHT_GNU_VERNEED,
+    VERSYM_HIDDEN,
+)
 from .errors import ElfError, PatchelfError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
-
-PT_LOAD = 1
-PT_DYNAMIC = 2
-DT_NULL = 0
-DT_NEEDED = 1
-DT_HASH = 4
-DT_STRTAB = 5
-DT_SYMTAB = 6
-DT_STRSZ = 10
-DT_SYMENT = 11
-DT_GNU_HASH = 0x6FFFFEF5
-DT_VERSYM = 0x6FFFFFF0
-DT_VERDEF = 0x6FFFFFFC
-DT_VERDEFNUM = 0x6FFFFFFD
-DT_VERNEED = 0x6FFFFFFE
-DT_VERNEEDNUM = 0x6FFFFFFF
-SHT_DYNSYM = 11
-SHT_GNU_VERNEED = 0x6FFFFFFE
-SHN_UNDEF = 0
-VERSYM_HIDDEN = 0x8000
 
 #: Bounds that keep a hostile file from making the reader loop or allocate without end.
 MAX_DYNAMIC = 1 << 16
@@ -191,7 +201,7 @@ def _segments(
     data: bytearray, shown: str
 ) -> tuple[int, list[tuple[int, int, int, int]], int, list[tuple[int, int]]]:
     """e_machine, the PT_LOAD mappings, and the dynamic array (offset, entries before DT_NULL)."""
-    if len(data) < 64 or data[:4] != b"\x7fELF":
+    if len(data) < 64 or data[:4] != ELF_MAGIC:
         raise ElfError(shown, "not an ELF file")
     if data[4] != 2 or data[5] != 1:
         raise ElfError(shown, "only 64-bit little-endian files have their glibc floor lowered")
