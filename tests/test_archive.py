@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from relabel import archive
-from relabel.archive import WheelFile, parse_headers, render_wheel_metadata, write_wheel
+from relabel.archive import WheelFile, parse_headers, render_wheel_metadata, write_wheel, writer
 from relabel.errors import WheelError
 
 from .conftest import make_wheel, record_hash
@@ -31,7 +31,7 @@ def test_reads_name_tags_and_record(tmp_path: Path) -> None:
     with WheelFile(wheel) as wf:
         assert wf.project == "demo"
         assert wf.dist_info == "demo-1.0.dist-info"
-        assert wf.members["pkg/a.py"].record_hash == record_hash(b"a = 1\n")
+        assert str(wf.members["pkg/a.py"].record_hash) == record_hash(b"a = 1\n")
         assert {t.platform for t in wf.tags} == {"linux_x86_64"}
 
 
@@ -62,7 +62,7 @@ def test_zip64_records_are_written_when_needed(
 ) -> None:
     # Shrink the 4 GiB limit so every member and offset needs zip64 fields; zipfile must
     # still read the result, which proves the records are laid out correctly.
-    monkeypatch.setattr(archive, "_ZIP64_LIMIT", 16)
+    monkeypatch.setattr(writer, "_ZIP64_LIMIT", 16)
     wheel = make_wheel(tmp_path / "in", {"pkg/a.py": b"a = 1\n" * 100, "pkg/c.txt": b"x" * 5000})
     out = rewrite(wheel, tmp_path / "out")
     with zipfile.ZipFile(out) as zf:
@@ -201,7 +201,7 @@ def test_central_directory_is_read_as_zipfile_reads_it(tmp_path: Path) -> None:
 
 
 def test_zip64_output_reads_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(archive, "_ZIP64_LIMIT", 16)
+    monkeypatch.setattr(writer, "_ZIP64_LIMIT", 16)
     wheel = make_wheel(tmp_path / "in", {"pkg/a.py": b"a = 1\n" * 100, "pkg/c.txt": b"x" * 5000})
     out = rewrite(wheel, tmp_path / "out")
     with WheelFile(out) as wf:

@@ -59,7 +59,7 @@ def test_failed_output_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: type[BaseException], unnamed: bool
 ) -> None:
     if not unnamed:
-        monkeypatch.setattr(archive._Destination, "_open_unnamed", lambda self: -1)
+        monkeypatch.setattr(archive.output._Destination, "_open_unnamed", lambda self: -1)
     final = tmp_path / "demo-1.0-py3-none-any.whl"
     with pytest.raises(error), archive.atomic_output(final) as stream:
         stream.write(b"partial")
@@ -74,7 +74,7 @@ def test_output_replaces_an_older_file_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
 ) -> None:
     if not unnamed:
-        monkeypatch.setattr(archive._Destination, "_open_unnamed", lambda self: -1)
+        monkeypatch.setattr(archive.output._Destination, "_open_unnamed", lambda self: -1)
     final = tmp_path / "demo-1.0-py3-none-any.whl"
     final.write_bytes(b"old")
     with archive.atomic_output(final) as stream:
@@ -200,7 +200,7 @@ def test_interrupted_without_o_tmpfile_removes_its_part_file(
     code = (
         "import sys\n"
         "from relabel import archive, cli\n"
-        "archive._Destination._open_unnamed = lambda self: -1\n"
+        "archive.output._Destination._open_unnamed = lambda self: -1\n"
         "sys.exit(cli.main(sys.argv[1:]))\n"
     )
     rng = random.Random(f"relabel-part-{int(sig)}")

@@ -449,7 +449,7 @@ def test_zip_bomb_is_streamed_not_loaded(fixtures: Fixtures, tmp_path: Path, run
     members[f"{DIST}/RECORD"] = record_for(
         members,
         DIST,
-        {"pkg/bomb.bin": (archive.record_hash(digest.digest()), str(len(chunk) * count))},
+        {"pkg/bomb.bin": (str(archive.Hash.of(digest.digest())), str(len(chunk) * count))},
     )
     wheel = wheel_path(tmp_path)
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
@@ -788,7 +788,7 @@ def test_odd_member_names_are_quoted_in_the_record_written(
     writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     for name, data in members.items():
         if name != f"{DIST}/RECORD":
-            writer.writerow((name, archive.record_hash(hashlib.sha256(data).digest()), len(data)))
+            writer.writerow((name, str(archive.Hash.of(hashlib.sha256(data).digest())), len(data)))
     writer.writerow((f"{DIST}/RECORD", "", ""))
     members[f"{DIST}/RECORD"] = out.getvalue().encode()
     wheel = write_zip(wheel_path(tmp_path), members)

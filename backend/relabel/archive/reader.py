@@ -1,0 +1,522 @@
+"""Reading a wheel: :class:`WheelFile` validates it and streams its members out.
+
+Owns what makes a zip a wheel relabel accepts: the name and tags parsed with
+``packaging``, one ``.dist-info``, WHEEL and RECORD present and agreeing with the archive
+and with the file name, no member escaping the wheel root, no links, no encryption. It
+accepts what installers accept: a file name whose tags differ from WHEEL (the name rules,
+with a note), header lines after a blank line in WHEEL, RECORD signatures. Only WHEEL,
+which has a size limit, is read whole into memory; RECORD and the zip's central directory
+are parsed as they are read, and each member costs one small record, as wheels with
+hundreds of thousands of members exist. Every member read is checked against its size,
+CRC and RECORD hash.
+
+It must not write anything but the one file :meth:`WheelFile.extract` is asked for, and
+knows nothing about ELF files or policies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import operator
+import os
+import stat
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from relabel.archive import wheelmeta
+from relabel.archive.names import check_member_name, check_no_file_is_a_directory
+from relabel.archive.record import (
+    RECORD_LIMIT,
+    SIGNATURES,
+    UNHASHED,
+    Hash,
+    InvalidRecordError,
+    RecordEntry,
+    rows,
+)
+from relabel.archive.zipformat import (
+    CHUNK,
+    FLAGS_REFUSED,
+    LOCAL_HEADER,
+    LOCAL_SIG,
+    BadZipError,
+    DateTime,
+    Span,
+    central_directory,
+    from_dos,
+)
+from relabel.errors import WheelError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Mapping, Sequence
+
+    from packaging.tags import Tag
+
+_SHOWN = 5  # names listed in one message before "and N more"
+
+
+def _listing(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_SHOWN])
+    more = len(names) - _SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+class Member:
+    """One regular file of a wheel.
+
+    Compact on purpose (slots, the timestamp packed as the zip stores it): a wheel may hold
+    hundreds of thousands of members, and relabel keeps one of these for each.
+    ``record_hash`` is the hash of the member's RECORD line: ``None`` when RECORD lists it
+    without one (RECORD itself, signatures) or does not list it.
+    """
+
+    __slots__ = (
+        "_dos",
+        "compressed_size",
+        "crc",
+        "method",
+        "mode",
+        "name",
+        "offset",
+        "record_hash",
+        "size",
+    )
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        size: int,
+        compressed_size: int,
+        crc: int,
+        method: int,
+        offset: int,
+        mode: int,
+        dos: int,
+        record_hash: Hash | None = None,
+    ) -> None:
+        self.name = name
+        self.size = size
+        self.compressed_size = compressed_size
+        self.crc = crc
+        self.method = method
+        self.offset = offset  # of the local header
+        self.mode = mode  # unix permission bits (0 when the zip carries none)
+        self._dos = dos  # the zip's date << 16 | time
+        self.record_hash = record_hash
+
+    @property
+    def date_time(self) -> DateTime:
+        return from_dos(self._dos)
+
+    def __repr__(self) -> str:
+        return f"Member({self.name!r}, size={self.size})"
+
+
+class WheelFile:
+    """A read-only, validated wheel. Use as a context manager.
+
+    ``notes`` lists what was accepted although it is unusual (a file name whose tags differ
+    from WHEEL, RECORD signatures), for the reports to show.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.filename = self.path.name
+        try:
+            name, version, build, tags = parse_wheel_filename(self.filename)
+        except InvalidWheelFilename as exc:
+            raise WheelError(self.filename, f"not a valid wheel file name ({exc})") from None
+        self.project = name
+        self.version = version
+        self.build = build
+        self.tags: frozenset[Tag] = tags
+        self.notes: list[str] = []
+        self._verified: set[str] = set()  # members whose bytes matched RECORD once
+        try:
+            if not stat.S_ISREG(self.path.stat().st_mode):
+                # a FIFO would block forever, a device never end
+                raise WheelError(self.filename, "not a regular file")
+            self._file = self.path.open("rb")
+            self._size = os.fstat(self._file.fileno()).st_size
+        except FileNotFoundError:
+            raise WheelError(self.filename, "no such file") from None
+        except OSError as exc:
+            raise WheelError(self.filename, f"not a readable zip archive ({exc})") from None
+        try:
+            self.members = self._read_directory()
+            self._load()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _read_directory(self) -> dict[str, Member]:
+        """The zip's central directory as compact records, each entry checked."""
+        members: dict[str, Member] = {}
+        try:
+            for name, flags, method, dos, crc, csize, size, attr, offset in central_directory(
+                self._file.fileno(), self._size
+            ):
+                if name.endswith("/"):
+                    continue  # a directory entry
+                member = self._member(name, flags, method, attr)
+                if name in members:
+                    raise WheelError(
+                        self.filename, f"member {name!r} appears more than once", member=name
+                    )
+                members[name] = Member(
+                    name=name,
+                    size=size,
+                    compressed_size=csize,
+                    crc=crc,
+                    method=method,
+                    offset=offset,
+                    mode=member,
+                    dos=dos,
+                )
+        except (BadZipError, OSError, ValueError, struct.error) as exc:
+            raise WheelError(self.filename, f"not a readable zip archive ({exc})") from None
+        return members
+
+    def _member(self, name: str, flags: int, method: int, attr: int) -> int:
+        """Check one entry; return its permission bits."""
+        check_member_name(self.filename, name)
+        mode = (attr >> 16) & 0xFFFF
+        if stat.S_ISLNK(mode):
+            raise WheelError(
+                self.filename,
+                f"member {name!r} is a symbolic link, which wheels cannot hold",
+                member=name,
+            )
+        if flags & FLAGS_REFUSED:
+            raise WheelError(
+                self.filename,
+                f"member {name!r} is encrypted or stored as a patch, which wheels cannot be",
+                member=name,
+            )
+        if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise WheelError(
+                self.filename,
+                f"member {name!r} uses zip compression method {method};"
+                " wheels use stored or deflated members",
+                member=name,
+            )
+        return stat.S_IMODE(mode)
+
+    def _load(self) -> None:
+        check_no_file_is_a_directory(self.filename, self.members)
+        _check_no_overlap(self.filename, self.members)
+        dist_infos = {
+            top for top in (n.partition("/")[0] for n in self.members) if top.endswith(".dist-info")
+        }
+        if len(dist_infos) != 1:
+            found = ", ".join(sorted(dist_infos)) or "none"
+            raise WheelError(
+                self.filename, f"a wheel holds exactly one .dist-info directory (found: {found})"
+            )
+        self.dist_info = dist_infos.pop()
+        self.data_dir = self.dist_info[: -len(".dist-info")] + ".data"
+        for required in ("WHEEL", "RECORD"):
+            if f"{self.dist_info}/{required}" not in self.members:
+                raise WheelError(self.filename, f"{self.dist_info}/{required} is missing")
+        self._read_record()
+        where = f"{self.dist_info}/WHEEL"
+        self.wheel_metadata = wheelmeta.parse_headers(self.read(where, limit=wheelmeta.WHEEL_LIMIT))
+        wheelmeta.check_version(self.wheel_metadata, self.filename, where)
+        self._tag_lines, note = wheelmeta.tag_lines(
+            self.wheel_metadata, self.tags, self.filename, where
+        )
+        if note is not None:
+            self.notes.append(note)
+        for name in self.signatures:
+            self.notes.append(
+                f"{name} is a signature of RECORD; a repair rewrites RECORD, so the repaired"
+                " wheel leaves this signature out (it would no longer match)"
+            )
+
+    def _read_record(self) -> None:
+        """Give every member the hash of its RECORD line, checking that RECORD lists
+        exactly the members, with the sizes of the zip directory and hashes of an allowed
+        algorithm. The hashes themselves are checked whenever a member is read (``read``,
+        ``extract``, ``verify``), so a wheel relabel writes never keeps a wrong one.
+        """
+        where = f"{self.dist_info}/RECORD"
+        record = self.members[where]
+        self._check_size(record, RECORD_LIMIT)
+        unhashed = {f"{self.dist_info}/{n}" for n in UNHASHED}
+        listed: set[str] = set()
+        absent: list[str] = []
+        problem: WheelError | None = None
+        try:
+            for row in rows(self._inflate(record)):
+                member = self.members.get(row[0])
+                if member is None:
+                    absent.append(row[0])
+                    continue
+                listed.add(member.name)
+                try:
+                    entry = RecordEntry.from_row(row)
+                except InvalidRecordError as exc:
+                    problem = problem or WheelError(
+                        self.filename, f"{where} {exc}", member=member.name
+                    )
+                    continue
+                member.record_hash = entry.hash
+                problem = problem or self._entry_problem(member, entry, unhashed)
+        except InvalidRecordError as exc:
+            raise WheelError(self.filename, f"{where} {exc}") from None
+        unlisted = [n for n in self.members if n not in listed and n not in unhashed]
+        if unlisted:
+            raise WheelError(
+                self.filename,
+                f"{where} does not list {_listing(unlisted)}; the tool that built the wheel did"
+                " not finish it. Rebuild it",
+                member=unlisted[0],
+            )
+        if absent:
+            raise WheelError(
+                self.filename,
+                f"{where} lists {_listing(absent)}, which the wheel does not hold. Rebuild it",
+                member=absent[0],
+            )
+        if problem is not None:
+            raise problem
+
+    def _entry_problem(
+        self, member: Member, entry: RecordEntry, unhashed: set[str]
+    ) -> WheelError | None:
+        where = f"{self.dist_info}/RECORD"
+        name = member.name
+        if entry.size is not None and entry.size != member.size:
+            return WheelError(
+                self.filename,
+                f"{where} says member {name!r} is {entry.size} bytes, the zip directory says"
+                f" {member.size}; the wheel is corrupt or was changed after it was built."
+                " Rebuild it",
+                member=name,
+            )
+        if entry.hash is not None and not entry.hash.strong:
+            return WheelError(
+                self.filename,
+                f"{where} hashes member {name!r} with {entry.hash.name!r}; wheels use sha256"
+                " or a stronger algorithm",
+                member=name,
+            )
+        if entry.hash is None and name not in unhashed:
+            return WheelError(
+                self.filename, f"{where} has no hash for member {name!r}", member=name
+            )
+        return None
+
+    # -- context manager -------------------------------------------------------------
+    def __enter__(self) -> WheelFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    # -- reading ---------------------------------------------------------------------
+    @property
+    def wheel_tags(self) -> list[str]:
+        """The Tag lines of WHEEL; those of the file name where the two disagree (a
+        vendor-renamed wheel: see ``notes``), since installers go by the name."""
+        return list(self._tag_lines)
+
+    @property
+    def signatures(self) -> list[str]:
+        """RECORD's signature members (``RECORD.jws``, ``RECORD.p7s``) the wheel holds."""
+        names = (f"{self.dist_info}/{n}" for n in SIGNATURES)
+        return [n for n in names if n in self.members]
+
+    @property
+    def root_is_purelib(self) -> bool:
+        return wheelmeta.header(self.wheel_metadata, "Root-Is-Purelib").strip().lower() == "true"
+
+    def _check_size(self, member: Member, limit: int) -> None:
+        if member.size > limit:
+            raise WheelError(
+                self.filename,
+                f"member {member.name!r} claims {member.size} bytes, more than the {limit}"
+                " relabel reads of it; the wheel is corrupt or built to exhaust memory",
+                member=member.name,
+            )
+
+    def read(self, name: str, *, limit: int = wheelmeta.WHEEL_LIMIT) -> bytes:
+        """The content of a small member (metadata), checked against RECORD when it can be."""
+        member = self.members[name]
+        self._check_size(member, limit)
+        chunks: list[bytes] = []
+        self._check_hash(member, self._copy(member, chunks.append))
+        self._verified.add(name)
+        return b"".join(chunks)
+
+    def head(self, name: str, size: int = 4) -> bytes:
+        """The first ``size`` bytes of a member (unchecked: the member is not read whole)."""
+        stream = self._inflate(self.members[name], read_size=4096)
+        data = b""
+        try:
+            for chunk in stream:
+                data += chunk
+                if len(data) >= size:
+                    break
+        finally:
+            stream.close()
+        return data[:size]
+
+    def extract(self, name: str, dest: Path) -> None:
+        """Stream member ``name`` to ``dest`` (a file path), checking it against RECORD.
+
+        The copy always lets its owner read and write it (patchelf rewrites it in place) and
+        never has set-id bits; the new wheel gives the member its original permissions.
+        """
+        member = self.members[name]
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with dest.open("wb") as out:
+                hasher = self._copy(member, out.write)
+            dest.chmod(((member.mode & 0o777) or 0o644) | 0o600)
+        except OSError as exc:
+            raise WheelError(
+                self.filename,
+                f"cannot extract member {name!r} into {dest.parent} ({exc.strerror or exc})",
+                member=name,
+            ) from None
+        self._check_hash(member, hasher)
+        self._verified.add(name)
+
+    def verify(self, name: str) -> Hash:
+        """Read member ``name`` once to check it; return its RECORD hash (computed with
+        sha256 for the members RECORD does not hash). Safe to call from several threads."""
+        member = self.members[name]
+        if member.record_hash is not None and name in self._verified:
+            return member.record_hash
+        computed = hashlib.sha256()
+        hasher = self._copy(member, computed.update if member.record_hash is None else None)
+        self._check_hash(member, hasher)
+        return member.record_hash or Hash.of(computed.digest())
+
+    def _copy(self, member: Member, sink: Callable[[bytes], object] | None) -> hashlib._Hash | None:
+        """Inflate ``member`` into ``sink``; return the hash object fed with its bytes
+        (None when RECORD gives it no hash)."""
+        hasher = None if member.record_hash is None else member.record_hash.hasher()
+        for data in self._inflate(member):
+            if hasher is not None:
+                hasher.update(data)
+            if sink is not None:
+                sink(data)
+        return hasher
+
+    def _check_hash(self, member: Member, hasher: hashlib._Hash | None) -> None:
+        if hasher is None or member.record_hash is None:
+            return
+        if not member.record_hash.matches(hasher):
+            raise WheelError(
+                self.filename,
+                f"member {member.name!r} does not match its hash in {self.dist_info}/RECORD;"
+                " the wheel is corrupt or was changed after it was built. Rebuild it",
+                member=member.name,
+            )
+
+    def _inflate(self, member: Member, read_size: int = CHUNK) -> Generator[bytes, None, None]:
+        """The content of ``member``, a chunk at a time, inflated from its stored bytes with
+        positional reads (so several threads can read at once). Its size and CRC-32 must
+        match the zip directory; a member that inflates past its declared size (a zip bomb)
+        is stopped there."""
+        name = member.name
+        span = self.raw_span(member)
+        inflater = zlib.decompressobj(-15) if member.method == zipfile.ZIP_DEFLATED else None
+        crc = written = 0
+        offset, remaining = span.offset, span.length
+
+        def checked(data: bytes) -> bytes:
+            nonlocal crc, written
+            written += len(data)
+            if written > member.size:
+                raise WheelError(
+                    self.filename,
+                    f"member {name!r} holds more data than the {member.size} bytes it declares",
+                    member=name,
+                )
+            crc = zlib.crc32(data, crc)
+            return data
+
+        try:
+            while remaining:
+                chunk = os.pread(span.fd, min(read_size, remaining), offset)
+                if not chunk:
+                    raise WheelError(self.filename, f"member {name!r} is truncated", member=name)
+                offset += len(chunk)
+                remaining -= len(chunk)
+                if inflater is None:
+                    yield checked(chunk)
+                    continue
+                data = inflater.decompress(chunk, CHUNK)
+                while True:
+                    yield checked(data)
+                    if not inflater.unconsumed_tail:
+                        break
+                    data = inflater.decompress(inflater.unconsumed_tail, CHUNK)
+            if inflater is not None:
+                yield checked(inflater.flush())
+        except zlib.error as exc:
+            raise WheelError(
+                self.filename, f"member {name!r} is corrupt ({exc})", member=name
+            ) from None
+        except OSError as exc:
+            raise WheelError(
+                self.filename, f"cannot read member {name!r} ({exc.strerror or exc})", member=name
+            ) from None
+        if written != member.size or crc != member.crc:
+            raise WheelError(
+                self.filename,
+                f"member {name!r} is corrupt: its data does not match the size and CRC-32"
+                " recorded in the zip directory",
+                member=name,
+            )
+
+    def raw_span(self, member: Member) -> Span:
+        """Where the compressed bytes of ``member`` lie in the wheel file."""
+        fd = self._file.fileno()
+        # A positional read: threads extracting side by side share the file descriptor.
+        try:
+            header = os.pread(fd, LOCAL_HEADER.size, member.offset)
+        except OSError as exc:
+            raise WheelError(
+                self.filename, f"cannot read member {member.name!r} ({exc.strerror or exc})"
+            ) from None
+        if len(header) != LOCAL_HEADER.size or LOCAL_HEADER.unpack(header)[0] != LOCAL_SIG:
+            raise WheelError(
+                self.filename,
+                f"member {member.name!r} has a corrupt local header",
+                member=member.name,
+            )
+        fields = LOCAL_HEADER.unpack(header)
+        start = member.offset + LOCAL_HEADER.size + fields[9] + fields[10]
+        if start + member.compressed_size > self._size:
+            raise WheelError(
+                self.filename, f"member {member.name!r} is truncated", member=member.name
+            )
+        return Span(fd, start, member.compressed_size)
+
+
+def _check_no_overlap(wheel: str, members: Mapping[str, Member]) -> None:
+    """Each member's bytes lie apart from the others'. Overlapping entries are the trick of
+    the worst zip bombs: one small stretch of deflate data read as thousands of members."""
+    extents = sorted(members.values(), key=operator.attrgetter("offset"))
+    for first, following in zip(extents, itertools.islice(extents, 1, None)):
+        if first.offset + LOCAL_HEADER.size + first.compressed_size > following.offset:
+            raise WheelError(
+                wheel,
+                f"members {first.name!r} and {following.name!r} overlap in the zip file, as in"
+                " a zip bomb; refusing to process it",
+                member=following.name,
+            )

@@ -1,0 +1,336 @@
+"""Writing a wheel: :func:`write_wheel` produces the new wheel from the old one.
+
+Owns the zip writer and the order and timestamps of the new wheel's members. Members that
+do not change are copied as their compressed bytes, never inflated and deflated again;
+new and patched members are deflated in parallel (see :mod:`relabel.archive.deflate`) into
+scratch files and then copied the same way. Meanwhile other threads inflate every
+unchanged member once to check it against RECORD, so a written wheel never carries a
+RECORD line that does not match its member. WHEEL and RECORD are written last; RECORD's
+signatures are left out, as they cannot match the new RECORD, and every name added passes
+the checks of names read. Timestamps are deterministic: every new entry takes the input
+wheel's WHEEL timestamp, or ``SOURCE_DATE_EPOCH`` for all entries when set.
+
+It writes only into the stream :func:`relabel.archive.output.atomic_output` gives it and a
+scratch directory; it must not read the input wheel other than through
+:class:`relabel.archive.reader.WheelFile`, and knows nothing about ELF files or policies.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+import tempfile
+import threading
+import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Callable
+
+from relabel.archive.deflate import Deflated, Prepared, Source, deflate_all, deflate_file
+from relabel.archive.names import check_new_names
+from relabel.archive.output import atomic_output
+from relabel.archive.record import RecordEntry
+from relabel.archive.zipformat import (
+    CENTRAL_HEADER,
+    CENTRAL_SIG,
+    EOCD,
+    FLAG_UTF8,
+    LOCAL_HEADER,
+    LOCAL_SIG,
+    MAX32,
+    UNIX_MADE_BY,
+    ZIP64_EOCD,
+    ZIP64_LOCATOR,
+    DateTime,
+    Span,
+    copy_span,
+    source_date_epoch,
+    to_dos,
+)
+from relabel.errors import OutputError, WheelError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from relabel.archive.reader import WheelFile
+
+_ZIP64_LIMIT = 0xFFFFFFFF  # sizes and offsets from here on need zip64 fields
+
+
+class _ZipWriter:
+    """Appends members to ``stream`` and writes the central directory (zip64 when needed).
+
+    A write that fails (a full disk, a quota) is an :class:`OutputError` naming ``where``.
+    """
+
+    def __init__(self, stream: BinaryIO, where: str = "the new wheel") -> None:
+        self._out = stream
+        self._where = where
+        # one bytearray, not an object per member: wheels may hold 100,000s of members
+        self._central = bytearray()
+        self._count = 0
+        self._offset = 0
+
+    def _write(self, data: bytes | bytearray) -> None:
+        try:
+            self._out.write(data)
+        except OSError as exc:
+            raise OutputError(self._where, exc.strerror or str(exc)) from None
+        self._offset += len(data)
+
+    def add(
+        self,
+        name: str,
+        *,
+        chunks: Iterable[bytes] | Span,
+        size: int,
+        compressed_size: int,
+        crc: int,
+        method: int,
+        mode: int,
+        date_time: DateTime,
+    ) -> None:
+        encoded = name.encode("utf-8")
+        flags = 0 if encoded.isascii() else FLAG_UTF8
+        dostime, dosdate = to_dos(date_time)
+        offset = self._offset
+        big = size >= _ZIP64_LIMIT or compressed_size >= _ZIP64_LIMIT
+        version = 45 if big else 20
+        local_extra = struct.pack("<HHQQ", 1, 16, size, compressed_size) if big else b""
+        self._write(
+            LOCAL_HEADER.pack(
+                LOCAL_SIG,
+                version,
+                flags,
+                method,
+                dostime,
+                dosdate,
+                crc,
+                MAX32 if big else compressed_size,
+                MAX32 if big else size,
+                len(encoded),
+                len(local_extra),
+            )
+            + encoded
+            + local_extra
+        )
+        if isinstance(chunks, Span):
+            if chunks.length != compressed_size:
+                raise WheelError(name, "member data does not have its declared size")
+            try:
+                self._out.flush()
+                copy_span(chunks, self._out.fileno())
+            except OSError as exc:
+                raise OutputError(self._where, exc.strerror or str(exc)) from None
+            self._offset += chunks.length
+            written = chunks.length
+        else:
+            written = 0
+            for chunk in chunks:
+                written += len(chunk)
+                self._write(chunk)
+        if written != compressed_size:
+            raise WheelError(name, "member data ended early while copying")
+        values: list[int] = []
+        csize_field, size_field, offset_field = compressed_size, size, offset
+        if size >= _ZIP64_LIMIT:
+            values.append(size)
+            size_field = MAX32
+        if compressed_size >= _ZIP64_LIMIT:
+            values.append(compressed_size)
+            csize_field = MAX32
+        if offset >= _ZIP64_LIMIT:
+            values.append(offset)
+            offset_field = MAX32
+        extra = struct.pack(f"<HH{len(values)}Q", 1, 8 * len(values), *values) if values else b""
+        attr = ((stat.S_IFREG | (mode or 0o644)) & 0xFFFF) << 16
+        self._count += 1
+        self._central += (
+            CENTRAL_HEADER.pack(
+                CENTRAL_SIG,
+                UNIX_MADE_BY if not values else (3 << 8) | 45,
+                45 if values else version,
+                flags,
+                method,
+                dostime,
+                dosdate,
+                crc,
+                csize_field,
+                size_field,
+                len(encoded),
+                len(extra),
+                0,
+                0,
+                0,
+                attr,
+                offset_field,
+            )
+            + encoded
+            + extra
+        )
+
+    def add_deflated(self, name: str, data: Deflated, mode: int, date_time: DateTime) -> None:
+        """Add a member whose raw deflate data lies in a scratch file."""
+        with data.path.open("rb") as stored:
+            self.add(
+                name,
+                chunks=Span(stored.fileno(), 0, data.compressed_size),
+                size=data.size,
+                compressed_size=data.compressed_size,
+                crc=data.crc,
+                method=zipfile.ZIP_DEFLATED,
+                mode=mode,
+                date_time=date_time,
+            )
+
+    def finish(self) -> None:
+        start = self._offset
+        self._write(self._central)
+        size = self._offset - start
+        count = self._count
+        if count >= 0xFFFF or start >= _ZIP64_LIMIT or size >= _ZIP64_LIMIT:
+            zip64_at = self._offset
+            self._write(ZIP64_EOCD.pack(0x06064B50, 44, 45, 45, 0, 0, count, count, size, start))
+            self._write(ZIP64_LOCATOR.pack(0x07064B50, 0, zip64_at, 1))
+            self._write(EOCD.pack(0x06054B50, 0, 0, 0xFFFF, 0xFFFF, MAX32, MAX32, 0))
+        else:
+            self._write(EOCD.pack(0x06054B50, 0, 0, count, count, size, start, 0))
+
+
+def _member_order(src: WheelFile, new_names: Iterable[str], dropped: Iterable[str]) -> list[str]:
+    """The original order with new files before ``.dist-info`` and new metadata after it
+    (RECORD is appended by the writer). Stable, so a rewrite of a rewrite keeps the order."""
+    prefix = src.dist_info + "/"
+    skip = {prefix + "RECORD", *dropped}
+    old = [n for n in src.members if n not in skip]
+    new = sorted(n for n in new_names if n not in src.members)
+    return (
+        [n for n in old if not n.startswith(prefix)]
+        + [n for n in new if not n.startswith(prefix)]
+        + [n for n in old if n.startswith(prefix)]
+        + [n for n in new if n.startswith(prefix)]
+    )
+
+
+def write_wheel(
+    src: WheelFile,
+    out_path: Path,
+    *,
+    replaced: Mapping[str, Source],
+    added: Mapping[str, Source],
+    wheel_text: bytes,
+    extra_files: Mapping[str, bytes | Callable[[], bytes]] | None = None,
+    compression_level: int = 6,
+    jobs: int | None = None,
+) -> Path:
+    """Write a new wheel to ``out_path``.
+
+    ``replaced`` maps existing members to their new contents and ``added`` maps new member
+    names to theirs (files, or functions producing them); ``extra_files`` maps new member
+    names (small, e.g. an SBOM) to contents, or to functions returning them. Unchanged
+    members are copied compressed. WHEEL becomes ``wheel_text`` and RECORD is regenerated;
+    signatures of the old RECORD are left out. Every new name is checked as names read
+    are. Returns ``out_path``.
+    """
+    small = {**(extra_files or {}), f"{src.dist_info}/WHEEL": wheel_text}
+    check_new_names(out_path.name, src.members, [*added, *small])
+    rewritten = {*replaced, *added, *small, f"{src.dist_info}/RECORD"}
+    dropped = set(src.signatures) - rewritten
+    workers = max(1, jobs or os.cpu_count() or 1)
+    # Unchanged members are copied as stored. A few threads check each one against its
+    # size, CRC and RECORD hash (inflating it once) while the rest of the work runs; the
+    # new wheel gets its name only once every check has passed. One task per thread, not
+    # per member: a future per member costs a kilobyte, and wheels hold 100,000s of them.
+    unchanged = [n for n in src.members if n not in rewritten and n not in dropped]
+    stop = threading.Event()
+
+    def check(share: Sequence[str]) -> None:
+        for name in share:
+            if stop.is_set():
+                return
+            src.verify(name)
+
+    checks = ThreadPoolExecutor(max_workers=workers)
+    try:
+        verified = [checks.submit(check, unchanged[i::workers]) for i in range(workers)]
+        del unchanged
+        with tempfile.TemporaryDirectory(prefix="relabel-zip-") as scratch_dir:
+            scratch = Path(scratch_dir)
+            files: list[tuple[str, Source]] = [*replaced.items(), *added.items()]
+            for index, (name, data) in enumerate(small.items()):
+                files.append((name, _small_file(scratch / f"small-{index}", data)))
+            prepared = deflate_all(files, scratch, compression_level, jobs)
+            order = _member_order(src, prepared, dropped)
+            with atomic_output(out_path) as stream:
+                writer = _ZipWriter(stream, str(out_path))
+                _write_members(
+                    src,
+                    writer,
+                    order,
+                    prepared,
+                    verified=verified,
+                    level=compression_level,
+                    scratch=scratch,
+                )
+    finally:
+        stop.set()
+        checks.shutdown(wait=True, cancel_futures=True)
+    return out_path
+
+
+def _write_members(
+    src: WheelFile,
+    writer: _ZipWriter,
+    order: Sequence[str],
+    prepared: Mapping[str, Prepared],
+    *,
+    verified: Sequence[Future[None]],
+    level: int,
+    scratch: Path,
+) -> None:
+    record_name = f"{src.dist_info}/RECORD"
+    epoch = source_date_epoch()
+    new_time = epoch or src.members[f"{src.dist_info}/WHEEL"].date_time
+    record_path = scratch / "RECORD"
+    # RECORD goes to a scratch file line by line, never whole into memory.
+    with record_path.open("w", encoding="utf-8", newline="") as record:
+        for name in order:
+            item = prepared.get(name)
+            original = src.members.get(name)
+            if item is not None:
+                # new content of an old member: its permissions stay as they were
+                mode = original.mode if original is not None and original.mode else item.mode
+                writer.add_deflated(name, item.data, mode, new_time)
+                record.write(RecordEntry(name, item.data.hash, item.data.size).line())
+                continue
+            member = src.members[name]
+            writer.add(
+                name,
+                chunks=src.raw_span(member),
+                size=member.size,
+                compressed_size=member.compressed_size,
+                crc=member.crc,
+                method=member.method,
+                mode=member.mode,
+                date_time=epoch or member.date_time,
+            )
+            # every member copied unchanged has a hash: RECORD and its signatures, the
+            # only ones without, are rewritten or left out
+            record.write(RecordEntry(name, member.record_hash, member.size).line())
+        record.write(RecordEntry(record_name, None, None).line())
+    for future in verified:
+        future.result()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        deflated = deflate_file(record_path, scratch / "RECORD.deflated", level, pool)
+    writer.add_deflated(record_name, deflated, 0o644, new_time)
+    writer.finish()
+
+
+def _small_file(path: Path, data: bytes | Callable[[], bytes]) -> Callable[[], Path]:
+    def produce() -> Path:
+        path.write_bytes(data() if callable(data) else data)
+        path.chmod(0o644)
+        return path
+
+    return produce
