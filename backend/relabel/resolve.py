@@ -5,8 +5,11 @@ objects that loaded it (only when the object has no DT_RUNPATH), LD_LIBRARY_PATH
 object's DT_RUNPATH, the ld.so cache (``/etc/ld.so.conf`` and its includes), then the
 default directories. musl reads ``/etc/ld-musl-<arch>.path`` instead of ld.so.conf.
 relabel's ``library-dirs`` are searched right after LD_LIBRARY_PATH, as if appended to it.
-``$ORIGIN``, ``$LIB`` and ``$PLATFORM`` are expanded. A candidate whose ELF class or
-machine differs from the loading object is skipped, as the loader skips it.
+``$ORIGIN`` is expanded; ``$LIB`` and ``$PLATFORM`` are expanded as this host's glibc loader
+expands them (its ``--list-diagnostics``: Debian's makes ``$LIB`` ``lib/x86_64-linux-gnu``,
+``$PLATFORM`` the CPU's name), and refused where that cannot be known (another root, another
+architecture, musl, a glibc before 2.33): a guess would graft another library. A candidate
+whose ELF class or machine differs from the loading object is skipped, as the loader skips it.
 
 The environment part follows auditwheel: ``AUDITWHEEL_LD_LIBRARY_PATH`` first, then
 ``LD_LIBRARY_PATH`` (which is left out when the system directories are replaced, as with
@@ -31,6 +34,8 @@ import dataclasses
 import glob
 import os
 import re
+import subprocess
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
@@ -38,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relabel.elf import ElfInfo, is_loader, read_elf
-from relabel.errors import ElfError
+from relabel.errors import ElfError, LibraryError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -46,17 +51,8 @@ if TYPE_CHECKING:
 _TOKEN = re.compile(r"\$(ORIGIN|LIB|PLATFORM)\b|\$\{(ORIGIN|LIB|PLATFORM)\}")
 LIBPYTHON = re.compile(r"^libpython\d+\.\d+m?\.so(\.\d+)*$")
 
-_PLATFORM_NAMES = {
-    "x86_64": "x86_64",
-    "i686": "i686",
-    "aarch64": "aarch64",
-    "ppc64le": "ppc64le",
-    "ppc64": "ppc64",
-    "s390x": "s390x",
-    "armv7l": "v7l",
-    "riscv64": "riscv64",
-    "loongarch64": "loongarch64",
-}
+_HOST_TOKEN = re.compile(r"\$(LIB|PLATFORM)\b|\$\{(LIB|PLATFORM)\}")
+_DIAGNOSTICS = re.compile(r'^(dl_dst_lib|dl_platform)="([^"]*)"$', re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -104,6 +100,7 @@ class Resolver:
     env_paths: Sequence[str] | None = None
     _elf_cache: dict[str, ElfInfo] = field(default_factory=dict)
     _system_dirs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _dst_values: dict[str, dict[str, str] | None] = field(default_factory=dict)
 
     # -- parsing --------------------------------------------------------------------
     def parse(self, path: str, display: str | None = None) -> ElfInfo:
@@ -160,10 +157,56 @@ class Resolver:
         self._system_dirs[key] = result
         return result
 
+    def _host_dst(self, info: ElfInfo) -> dict[str, str] | None:
+        """``$LIB`` and ``$PLATFORM`` as this host's loader expands them for ``info``, None
+        when no loader here would load it (another root or architecture, musl, no answer)."""
+        key = f"{info.machine}-{info.elf_class}-{info.interpreter or ''}"
+        if key not in self._dst_values:
+            self._dst_values[key] = self._ask_loader(info)
+        return self._dst_values[key]
+
+    def _ask_loader(self, info: ElfInfo) -> dict[str, str] | None:
+        if self.root != "/" or (info.interpreter and "ld-musl-" in info.interpreter):
+            return None
+        try:
+            python = self.parse(sys.executable)
+        except (ElfError, OSError):
+            return None
+        interp = python.interpreter
+        if not interp or "ld-musl-" in interp or not python.same_platform(info):
+            return None
+        try:
+            # glibc 2.33+; prints dl_dst_lib and dl_platform, the values of the two tokens
+            proc = subprocess.run(
+                [interp, "--list-diagnostics"],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        found = dict(_DIAGNOSTICS.findall(proc.stdout))
+        if proc.returncode != 0 or set(found) != {"dl_dst_lib", "dl_platform"}:
+            return None
+        return {"LIB": found["dl_dst_lib"], "PLATFORM": found["dl_platform"]}
+
     def _expand(self, entries: Sequence[str], origin: str, info: ElfInfo) -> list[str]:
-        lib = "lib64" if info.elf_class == 64 else "lib"
-        platform = _PLATFORM_NAMES.get(info.arch or "", "")
-        values = {"ORIGIN": origin, "LIB": lib, "PLATFORM": platform}
+        values = {"ORIGIN": origin}
+        if any(_HOST_TOKEN.search(e) for e in entries):
+            host = self._host_dst(info)
+            if host is None:
+                entry = next(e for e in entries if _HOST_TOKEN.search(e))
+                raise LibraryError(
+                    info.path,
+                    f"the search path entry {entry!r} uses $LIB or $PLATFORM, which relabel"
+                    " expands only as this machine's glibc loader does, for files it would"
+                    " load (not under a sysroot, for another architecture or for musl)."
+                    " Replace the entry with the directory it means, or repair on a machine"
+                    " of the wheel's platform",
+                )
+            values.update(host)
 
         def token(match: re.Match[str]) -> str:
             return values[match.group(1) or match.group(2)]
