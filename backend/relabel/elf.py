@@ -105,6 +105,9 @@ class ElfInfo:
     has_section_headers: bool = True
     #: the API level the NDK built the file for (its .note.android.ident), None elsewhere
     android_api: int | None = None
+    #: DT_RPATH plus DT_RUNPATH entries: rpath and runpath hold the last of each; patchelf
+    #: rewrites only the first, so a file with several must lose them all before a new one
+    search_path_entries: int = 0
 
     @property
     def is_python_extension(self) -> bool:
@@ -441,6 +444,8 @@ class _Dynamic:
     #: single-valued tags; a repeated tag keeps its last value, as ld.so's
     #: elf_get_dynamic_info does
     tags: dict[int, int]
+    #: how many DT_RPATH and DT_RUNPATH entries the array holds (tags keeps one of each)
+    search_paths: int = 0
 
 
 def _read_dynamic(file: _File, layout: _Layout, image: _Image) -> _Dynamic | None:
@@ -466,13 +471,15 @@ def _read_dynamic(file: _File, layout: _Layout, image: _Image) -> _Dynamic | Non
     fmt = layout.endian + ("qQ" if layout.elf_class == 64 else "iI")
     needed: list[int] = []
     tags: dict[int, int] = {}
+    search_paths = 0
     for tag, value in struct.iter_unpack(fmt, data[: len(data) // entry * entry]):
         if tag == _DT_NULL:
-            return _Dynamic(segment, needed, tags)
+            return _Dynamic(segment, needed, tags, search_paths)
         if tag == _DT_NEEDED:
             needed.append(value)
         else:
             tags[tag] = value
+            search_paths += tag in (_DT_RPATH, _DT_RUNPATH)
     # ld.so would read on past the segment: what it finds there is not knowable from here.
     raise _MalformedError("the dynamic array has no DT_NULL end within its PT_DYNAMIC segment")
 
@@ -539,6 +546,7 @@ def _parse(file: _File, shown: str) -> ElfInfo:
         uses_ucs2=linked.symbols.ucs2,
         has_section_headers=bool(layout.sections),
         android_api=_android_api(file, layout),
+        search_path_entries=0 if dynamic is None else dynamic.search_paths,
     )
 
 

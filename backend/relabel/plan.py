@@ -56,6 +56,8 @@ class Patch:
     remove_rpath: bool = False
     #: write set_rpath as DT_RUNPATH instead of DT_RPATH (Android's loader reads only that)
     runpath: bool = False
+    #: remove every DT_RPATH/DT_RUNPATH before set_rpath (the file has several)
+    clear_rpath: bool = False
 
     @property
     def empty(self) -> bool:
@@ -325,11 +327,18 @@ def make_plan(
             # serves the dependencies' lookups and dlopen calls made from the file.
             set_rpath = ":".join(kept) if kept else None
             remove_rpath = not kept
-        patch = Patch(node.member, None, replace, remove, set_rpath, remove_rpath, runpath)
+        clear = set_rpath is not None and node.info.search_path_entries > 1
+        patch = Patch(node.member, None, replace, remove, set_rpath, remove_rpath, runpath, clear)
         if not patch.empty:
             patches.append(patch)
 
     deps = _dependencies(audit)
+    path_entries = {
+        lib.path: lib.info.search_path_entries
+        for node in audit.nodes
+        for lib in node.libraries.values()
+        if lib.path is not None and lib.info is not None
+    }
     for graft in grafts:
         needed = deps.get(graft.source, {})
         replace = tuple((s, by_source[p].new_name) for s, p in needed.items() if p in by_source)
@@ -341,6 +350,7 @@ def make_plan(
                 set_rpath="$ORIGIN" if replace else None,
                 remove_rpath=not replace,
                 runpath=runpath,
+                clear_rpath=bool(replace) and path_entries.get(graft.source, 0) > 1,
             )
         )
     return Plan(target, tags, grafts, tuple(patches), tuple(moves))

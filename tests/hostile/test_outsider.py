@@ -130,10 +130,6 @@ def test_dst_token_in_a_runpath_is_expanded_as_this_loader_does(tmp_path: Path, 
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DT_RUNPATH then DT_RPATH: patchelf leaves the old DT_RPATH last, the import fails",
-)
 def test_runpath_then_rpath_in_one_file(tmp_path: Path) -> None:
     # ld.so ignores DT_RPATH when DT_RUNPATH is present; here they name different
     # directories, and the DT_RPATH entry comes last.
