@@ -30,6 +30,8 @@ from relabel.resolve import LIBPYTHON
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from relabel.resolve import Library
+
 _TOKENS = ("$ORIGIN", "${ORIGIN}")
 
 
@@ -293,7 +295,7 @@ def make_plan(
     runpath = target.policy.runpath_only
     for node in audit.nodes:
         own = target.external_by_member.get(node.member, ())
-        resolved = {s: lib.path for s, lib in node.libraries.items()}
+        resolved = _resolved(node.libraries, node.info.soname)
         replace = tuple(
             (s, by_source[p].new_name)
             for s in node.info.needed
@@ -393,12 +395,26 @@ def _dependencies(audit: Audit) -> dict[str, dict[str, str]]:
     first node (in member order) that maps it resolved it."""
     out: dict[str, dict[str, str]] = {}
     for node in audit.nodes:
+        resolved = _resolved(node.libraries, node.info.soname)
         for lib in node.libraries.values():
             if lib.path is None or lib.info is None or lib.path in out:
                 continue
             out[lib.path] = {
-                s: dep.path
-                for s in lib.info.needed
-                if (dep := node.libraries.get(s)) is not None and dep.path is not None
+                s: path for s in lib.info.needed if (path := resolved.get(s)) is not None
             }
+    return out
+
+
+def _resolved(libraries: Mapping[str, Library], own: str | None) -> dict[str, str | None]:
+    """soname -> real path for one closure, including the names the loader matches by
+    the SONAME of a library mapped under another name (a DT_NEEDED of ``libcol.so``, a
+    link to the file whose SONAME is ``libcol.so.1``, also serves ``libcol.so.1``); the
+    walked file's own SONAME names the file itself."""
+    out: dict[str, str | None] = {
+        lib.info.soname: lib.path
+        for lib in libraries.values()
+        if lib.info is not None and lib.info.soname and lib.path is not None
+    }
+    out.pop(own or "", None)
+    out.update((s, lib.path) for s, lib in libraries.items())
     return out

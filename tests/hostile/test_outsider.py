@@ -493,10 +493,6 @@ def test_tmpdir_that_is_not_a_directory(tmp_path: Path, tmpdir: str) -> None:
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a DT_NEEDED met by SONAME of a library mapped under another name is not rewritten",
-)
 def test_library_met_under_two_names(tmp_path: Path) -> None:
     # The extension needs "libcol.so" (linked against a copy without SONAME); libmid needs
     # "libcol.so.1". At run time libcol.so is a link to the file whose SONAME is
