@@ -85,7 +85,8 @@ class Move:
     new_member: str
 
 
-SCRIPTS = re.compile(r"^[^/]+\.data/scripts/[^/]+$")
+#: installers keep the subdirectories of scripts (bin/sub/name): those move as well
+SCRIPTS = re.compile(r"^[^/]+\.data/scripts/(.+)$")
 
 
 @dataclass(frozen=True)
@@ -309,8 +310,9 @@ def make_plan(
         )
         needs_libs = any(resolved.get(s) in by_source for s in own) or node.member in rpath_members
         location = node.member
-        if needs_libs and scripts_dir and SCRIPTS.match(node.member):
-            location = f"{scripts_dir}/{posixpath.basename(node.member)}"
+        script = SCRIPTS.match(node.member) if needs_libs and scripts_dir else None
+        if script is not None:
+            location = f"{scripts_dir}/{script[1]}"
             moves.append(Move(node.member, location))
         member_dir = install_dir(location)
         entries = node.info.runpath or node.info.rpath

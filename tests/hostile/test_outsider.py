@@ -640,10 +640,6 @@ def _two_executables(tmp_path: Path) -> tuple[Path, Path]:
         pytest.param(
             "demo-1.0.data/scripts/colrun",
             "demo-1.0.data/scripts/sub/colrun",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="an executable in a subdirectory of scripts is not moved; its RPATH misses",
-            ),
         ),
         pytest.param(
             "demo-1.0.data/scripts/colrun",
