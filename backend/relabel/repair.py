@@ -547,13 +547,15 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
         )
         _check_new_members(wheel, plan, analysis)
         if plan.keeps_linux:
+            # a linux tag asked for by name (--plat linux_x86_64 --only-plat) is met as it is
+            strict = options.strict and options.plat != plan.target.policy.name
             not_found = [f for f in plan.unmet if f.kind == NOT_FOUND]
-            if options.strict and not_found:
+            if strict and not_found:
                 raise LibraryNotFoundError(
                     [(f.library or "?", f.file, f.searched) for f in not_found],
                     {f.library or "?": f.skipped for f in not_found if f.skipped},
                 )
-            if options.strict:
+            if strict:
                 raise PolicyError(
                     # an Android wheel has one policy, its tag
                     result.most_permissive.policy.name
