@@ -249,10 +249,18 @@ class Resolver:
                 if skipped is not None:
                     skipped.append((candidate, exc.message))
                 continue
-            if needer.same_platform(info):
-                return real, info
-            if skipped is not None:
-                skipped.append((candidate, f"built for {info.arch or info.machine}"))
+            if not needer.same_platform(info):
+                if skipped is not None:
+                    skipped.append((candidate, f"built for {info.arch or info.machine}"))
+                continue
+            theirs, ours = c_library(info), c_library(needer)
+            if theirs is not None and ours is not None and theirs[0] != ours[0]:
+                # built against the other C library: no system of the needer's kind provides
+                # what it links to, so it is passed over like a file of another architecture
+                if skipped is not None:
+                    skipped.append((candidate, f"built for {theirs[0]} (needs {theirs[1]})"))
+                continue
+            return real, info
         return None, None
 
     def excluded(self, soname: str, path: str | None = None) -> bool:
@@ -385,6 +393,24 @@ class Resolver:
                 dataclasses.replace(node, loaded_by=tuple(_dedupe(reached_from.get(member, ()))))
             )
         return tuple(nodes)
+
+
+def c_library(info: ElfInfo) -> tuple[str, str] | None:
+    """(``glibc``, ``musl`` or ``bionic``, the evidence) for a file whose C library is known: its
+    interpreter, else the C library it needs; None when it shows neither."""
+    interp = os.path.basename(info.interpreter or "")
+    if info.android_api is not None or interp.startswith("linker"):
+        return "bionic", interp or "an Android API level"
+    if interp.startswith("ld-musl-"):
+        return "musl", interp
+    if interp.startswith(("ld-linux", "ld64.so")):
+        return "glibc", interp
+    for needed in info.needed:
+        if needed == "libc.so.6":
+            return "glibc", needed
+        if needed == "libc.so" or needed.startswith("libc.musl-"):
+            return "musl", needed
+    return None
 
 
 def is_path(needed: str) -> bool:
