@@ -725,3 +725,33 @@ def test_dst_token_under_a_sysroot_is_refused(tmp_path: Path) -> None:
     proc = _repair(wheel, tmp_path / "out", "--sysroot", tmp_path / "sysroot")
     assert_clean_failure(proc, "/$LIB", "$LIB or $PLATFORM")
     assert tree(tmp_path / "out") == []
+
+
+def test_grafted_library_with_runpath_then_rpath_keeps_one_entry(tmp_path: Path) -> None:
+    # libmid (grafted) has DT_RUNPATH c:b and a DT_RPATH b after it; once repaired it must
+    # hold one entry, $ORIGIN: a surviving DT_RPATH b would be the one ld.so reads
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    _lib(b, "libcol.so.1", 2)
+    _lib(c, "libcol.so.1", 3)
+    mid = _cc(
+        a / "libmid.so.1",
+        "int col(void);\nint mid(void) { return col() * 10; }\n",
+        "-Wl,-soname,libmid.so.1",
+        c / "libcol.so.1",
+        "-Wl,--enable-new-dtags",
+        f"-Wl,-rpath,{c}:{b}",
+    )
+    _add_tag(mid, 15, 29, skip=f"{c}:")
+    ext = _ext(tmp_path / "ext", mid, f"-Wl,-rpath,{a}", call="mid()", decl="int mid(void);")
+    wheel = make_wheel(tmp_path / "in", {EXT: ext})
+    proc = _repair(wheel, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    [out] = (tmp_path / "out").glob("*.whl")
+    [member] = [g for g in grafted(out) if "libmid" in g]
+    with zipfile.ZipFile(out) as zf:
+        (tmp_path / "mid.so").write_bytes(zf.read(member))
+    dynamic = subprocess.run(
+        ["readelf", "-d", tmp_path / "mid.so"], capture_output=True, text=True, check=True
+    ).stdout
+    paths = [line for line in dynamic.splitlines() if "PATH)" in line]
+    assert len(paths) == 1 and "[$ORIGIN]" in paths[0], paths
