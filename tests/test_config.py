@@ -148,6 +148,13 @@ def _expected(value: Any, root: Path) -> Any:
         ("env", "zip-compression-level", "-1"),
         ("env", "lib-sdir", "a/b"),
         ("pyproject", "lib-sdir", ""),
+        ("env", "lib-sdir", ".li:bs"),
+        ("env", "lib-sdir", ".libs$ORIGIN"),
+        ("pyproject", "lib-sdir", ".libs${LIB}"),
+        ("pyproject", "lib-sdir", ".dist-info"),
+        ("env", "lib-sdir", ".data"),
+        ("env", "lib-sdir", ".my libs"),
+        ("env", "lib-sdir", ".."),
     ],
 )
 def test_bad_scalar_values(tmp_path: Path, where: str, key: str, raw: Any) -> None:

@@ -26,7 +26,6 @@ __all__ = [
     "is_loader",
     "is_musl_interpreter",
     "is_musl_libc",
-    "platform_name",
 ]
 
 
@@ -38,20 +37,19 @@ class Arch:
     machine: str  # e_machine, as pyelftools names it
     elf_class: int  # 32 or 64
     little_endian: bool
-    platform: str  # what ld.so substitutes for $PLATFORM (its AT_PLATFORM)
 
 
 #: Every architecture some manylinux or musllinux policy exists on, in policy order.
 ARCHES: tuple[Arch, ...] = (
-    Arch("x86_64", "EM_X86_64", 64, True, "x86_64"),
-    Arch("i686", "EM_386", 32, True, "i686"),
-    Arch("aarch64", "EM_AARCH64", 64, True, "aarch64"),
-    Arch("ppc64le", "EM_PPC64", 64, True, "ppc64le"),
-    Arch("ppc64", "EM_PPC64", 64, False, "ppc64"),
-    Arch("s390x", "EM_S390", 64, False, "s390x"),
-    Arch("armv7l", "EM_ARM", 32, True, "v7l"),
-    Arch("riscv64", "EM_RISCV", 64, True, "riscv64"),
-    Arch("loongarch64", "EM_LOONGARCH", 64, True, "loongarch64"),
+    Arch("x86_64", "EM_X86_64", 64, True),
+    Arch("i686", "EM_386", 32, True),
+    Arch("aarch64", "EM_AARCH64", 64, True),
+    Arch("ppc64le", "EM_PPC64", 64, True),
+    Arch("ppc64", "EM_PPC64", 64, False),
+    Arch("s390x", "EM_S390", 64, False),
+    Arch("armv7l", "EM_ARM", 32, True),
+    Arch("riscv64", "EM_RISCV", 64, True),
+    Arch("loongarch64", "EM_LOONGARCH", 64, True),
 )
 
 #: Their names, as wheel tags spell them.
@@ -68,12 +66,6 @@ _GLIBC_LOADERS = ("ld-linux", "ld64.so.")
 def from_elf(machine: str, elf_class: int, little_endian: bool) -> str | None:
     """The tag architecture of an ELF file's e_machine, class and byte order, if known."""
     return _BY_ELF.get((machine, elf_class, little_endian))
-
-
-def platform_name(arch: str | None) -> str:
-    """``$PLATFORM`` as the loader expands it for ``arch`` (empty when unknown)."""
-    known = _BY_NAME.get(arch or "")
-    return known.platform if known else ""
 
 
 def is_loader(soname: str) -> bool:

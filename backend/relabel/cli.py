@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from relabel import __version__, floor, policy, report
+from relabel.config import lib_sdir_problem
 from relabel.elf import is_loader
 from relabel.errors import (
     ConfigError,
@@ -323,6 +324,9 @@ def _created_only_when_written(directory: Path) -> Iterator[None]:
 
 def _repair(args: argparse.Namespace) -> int:
     plat, _ = target(args, os.environ)
+    problem = lib_sdir_problem(args.lib_sdir)
+    if problem:
+        raise UsageError(f"--lib-sdir: {problem}")
     options = _options(
         args,
         plat,

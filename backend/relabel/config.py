@@ -133,10 +133,28 @@ def _check_backend_path(entry: str) -> str | None:
     return None
 
 
-def _check_lib_sdir(value: str) -> str | None:
-    if value and "/" not in value and "\\" not in value and value not in (".", ".."):
+def lib_sdir_problem(value: str) -> str | None:
+    """Why ``value`` cannot suffix the directory of grafted libraries, None when it can.
+
+    The directory goes into RPATH entries, where ``:`` separates entries and ``$`` starts
+    a loader token, and into the wheel, where ``.dist-info`` and ``.data`` directories
+    mean something to installers.
+    """
+    if (
+        value
+        and value not in (".", "..")
+        and not any(c in "/\\:$" or c.isspace() or not c.isprintable() for c in value)
+        and not value.endswith((".dist-info", ".data"))
+    ):
         return None
-    return f"{value!r} must be a directory name suffix such as '.libs' (no slashes)"
+    return (
+        f"{value!r} must be a directory name suffix such as '.libs' (not empty, no slash,"
+        " ':', '$' or whitespace, not ending in .dist-info or .data)"
+    )
+
+
+def _check_lib_sdir(value: str) -> str | None:
+    return lib_sdir_problem(value)
 
 
 def _check_glibc_floor(value: str) -> str | None:

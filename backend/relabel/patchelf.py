@@ -172,6 +172,12 @@ def apply(patch: Patch, path: Path, output: Path | None = None) -> None:
             shutil.copyfile(path, output)
         return
     _require_section_headers(path, patch.member, "patchelf")
+    if patch.clear_rpath and patch.set_rpath is not None:
+        # patchelf --set-rpath rewrites the first entry only, and ld.so reads the last
+        # DT_RPATH; within one call --remove-rpath wins over --set-rpath, hence two calls
+        clear = ["--remove-rpath"] + ([] if output is None else ["--output", str(output)])
+        _run([find(), *clear, str(path)], patch.member, PatchelfError)
+        path, output = (path, None) if output is None else (output, None)
     if output is not None:
         args += ["--output", str(output)]
     _run([find(), *args, str(path)], patch.member, PatchelfError)

@@ -30,6 +30,8 @@ from relabel.resolve import LIBPYTHON
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from relabel.resolve import Library
+
 _TOKENS = ("$ORIGIN", "${ORIGIN}")
 
 
@@ -56,6 +58,8 @@ class Patch:
     remove_rpath: bool = False
     #: write set_rpath as DT_RUNPATH instead of DT_RPATH (Android's loader reads only that)
     runpath: bool = False
+    #: remove every DT_RPATH/DT_RUNPATH before set_rpath (the file has several)
+    clear_rpath: bool = False
 
     @property
     def empty(self) -> bool:
@@ -81,7 +85,8 @@ class Move:
     new_member: str
 
 
-SCRIPTS = re.compile(r"^[^/]+\.data/scripts/[^/]+$")
+#: installers keep the subdirectories of scripts (bin/sub/name): those move as well
+SCRIPTS = re.compile(r"^[^/]+\.data/scripts/(.+)$")
 
 
 @dataclass(frozen=True)
@@ -291,7 +296,7 @@ def make_plan(
     runpath = target.policy.runpath_only
     for node in audit.nodes:
         own = target.external_by_member.get(node.member, ())
-        resolved = {s: lib.path for s, lib in node.libraries.items()}
+        resolved = _resolved(node.libraries, node.info.soname)
         replace = tuple(
             (s, by_source[p].new_name)
             for s in node.info.needed
@@ -305,8 +310,9 @@ def make_plan(
         )
         needs_libs = any(resolved.get(s) in by_source for s in own) or node.member in rpath_members
         location = node.member
-        if needs_libs and scripts_dir and SCRIPTS.match(node.member):
-            location = f"{scripts_dir}/{posixpath.basename(node.member)}"
+        script = SCRIPTS.match(node.member) if needs_libs and scripts_dir else None
+        if script is not None:
+            location = f"{scripts_dir}/{script[1]}"
             moves.append(Move(node.member, location))
         member_dir = install_dir(location)
         entries = node.info.runpath or node.info.rpath
@@ -325,11 +331,18 @@ def make_plan(
             # serves the dependencies' lookups and dlopen calls made from the file.
             set_rpath = ":".join(kept) if kept else None
             remove_rpath = not kept
-        patch = Patch(node.member, None, replace, remove, set_rpath, remove_rpath, runpath)
+        clear = set_rpath is not None and node.info.search_path_entries > 1
+        patch = Patch(node.member, None, replace, remove, set_rpath, remove_rpath, runpath, clear)
         if not patch.empty:
             patches.append(patch)
 
     deps = _dependencies(audit)
+    path_entries = {
+        lib.path: lib.info.search_path_entries
+        for node in audit.nodes
+        for lib in node.libraries.values()
+        if lib.path is not None and lib.info is not None
+    }
     for graft in grafts:
         needed = deps.get(graft.source, {})
         replace = tuple((s, by_source[p].new_name) for s, p in needed.items() if p in by_source)
@@ -341,6 +354,7 @@ def make_plan(
                 set_rpath="$ORIGIN" if replace else None,
                 remove_rpath=not replace,
                 runpath=runpath,
+                clear_rpath=bool(replace) and path_entries.get(graft.source, 0) > 1,
             )
         )
     return Plan(target, tags, grafts, tuple(patches), tuple(moves))
@@ -383,12 +397,26 @@ def _dependencies(audit: Audit) -> dict[str, dict[str, str]]:
     first node (in member order) that maps it resolved it."""
     out: dict[str, dict[str, str]] = {}
     for node in audit.nodes:
+        resolved = _resolved(node.libraries, node.info.soname)
         for lib in node.libraries.values():
             if lib.path is None or lib.info is None or lib.path in out:
                 continue
             out[lib.path] = {
-                s: dep.path
-                for s in lib.info.needed
-                if (dep := node.libraries.get(s)) is not None and dep.path is not None
+                s: path for s in lib.info.needed if (path := resolved.get(s)) is not None
             }
+    return out
+
+
+def _resolved(libraries: Mapping[str, Library], own: str | None) -> dict[str, str | None]:
+    """soname -> real path for one closure, including the names the loader matches by
+    the SONAME of a library mapped under another name (a DT_NEEDED of ``libcol.so``, a
+    link to the file whose SONAME is ``libcol.so.1``, also serves ``libcol.so.1``); the
+    walked file's own SONAME names the file itself."""
+    out: dict[str, str | None] = {
+        lib.info.soname: lib.path
+        for lib in libraries.values()
+        if lib.info is not None and lib.info.soname and lib.path is not None
+    }
+    out.pop(own or "", None)
+    out.update((s, lib.path) for s, lib in libraries.items())
     return out

@@ -547,15 +547,17 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
             rpath_members=rpath_members,
             scripts_dir=f"{name}.scripts",
         )
-        _check_new_members(wheel.filename, plan, analysis)
+        _check_new_members(wheel, plan, analysis)
         if plan.keeps_linux:
+            # a linux tag asked for by name (--plat linux_x86_64 --only-plat) is met as it is
+            strict = options.strict and options.plat != plan.target.policy.name
             not_found = [f for f in plan.unmet if f.kind == NOT_FOUND]
-            if options.strict and not_found:
+            if strict and not_found:
                 raise LibraryNotFoundError(
                     [(f.library or "?", f.file, f.searched) for f in not_found],
                     {f.library or "?": f.skipped for f in not_found if f.skipped},
                 )
-            if options.strict:
+            if strict:
                 raise PolicyError(
                     # an Android wheel has one policy, its tag
                     result.most_permissive.policy.name
@@ -577,14 +579,32 @@ def repair(wheel_path: Path, out_dir: Path, options: Options) -> Result:
         return Result(analysis, output, plan)
 
 
-def _check_new_members(wheel: str, plan: Plan, analysis: Analysis) -> None:
-    """Every member name a repair creates passes the check applied to names read."""
-    for name in (
-        *(g.member for g in plan.grafts),
-        *(m.new_member for m in plan.moves),
-        *(member for member, _ in analysis.included),
-    ):
-        check_member_name(wheel, name)
+def _check_new_members(wheel: archive.WheelFile, plan: Plan, analysis: Analysis) -> None:
+    """Every member name a repair creates passes the check applied to names read, and
+    neither a graft nor a moved executable takes the name of a member already there (that
+    member's users would load another file)."""
+    created = [*(g.member for g in plan.grafts), *(m.new_member for m in plan.moves)]
+    for name in created:
+        if name in wheel.members:
+            raise WheelError(
+                wheel.filename,
+                f"the repair would write {name!r}, which is already a member of the wheel"
+                " with other content; rename that member (or, for a library, choose another"
+                " --lib-sdir)",
+                member=name,
+            )
+    for name in (*created, *(member for member, _ in analysis.included)):
+        check_member_name(wheel.filename, name)
+        parts = name.split("/")
+        for parent in ("/".join(parts[:depth]) for depth in range(1, len(parts))):
+            if parent in wheel.members:
+                raise WheelError(
+                    wheel.filename,
+                    f"member {parent!r} is a file, but the repair would write {name!r}, which"
+                    " needs it to be a directory; rename that member (or choose another"
+                    " --lib-sdir)",
+                    member=name,
+                )
 
 
 def _passthrough(wheel_path: Path, out_dir: Path) -> Path:

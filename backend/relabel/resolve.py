@@ -5,8 +5,11 @@ objects that loaded it (only when the object has no DT_RUNPATH), LD_LIBRARY_PATH
 object's DT_RUNPATH, the ld.so cache (``/etc/ld.so.conf`` and its includes), then the
 default directories. musl reads ``/etc/ld-musl-<arch>.path`` instead of ld.so.conf.
 relabel's ``library-dirs`` are searched right after LD_LIBRARY_PATH, as if appended to it.
-``$ORIGIN``, ``$LIB`` and ``$PLATFORM`` are expanded. A candidate whose ELF class or
-machine differs from the loading object is skipped, as the loader skips it.
+``$ORIGIN`` is expanded; ``$LIB`` and ``$PLATFORM`` are expanded as this host's glibc loader
+expands them (its ``--list-diagnostics``: Debian's makes ``$LIB`` ``lib/x86_64-linux-gnu``,
+``$PLATFORM`` the CPU's name), and refused where that cannot be known (another root, another
+architecture, musl, a glibc before 2.33): a guess would graft another library. A candidate
+whose ELF class or machine differs from the loading object is skipped, as the loader skips it.
 
 The environment part follows auditwheel: ``AUDITWHEEL_LD_LIBRARY_PATH`` first, then
 ``LD_LIBRARY_PATH`` (which is left out when the system directories are replaced, as with
@@ -31,21 +34,32 @@ import dataclasses
 import glob
 import os
 import re
+import subprocess
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relabel.arch import MUSL_LOADER, is_loader, is_musl_interpreter, platform_name
+from relabel.arch import (
+    MUSL_LOADER,
+    is_glibc_libc,
+    is_loader,
+    is_musl_interpreter,
+    is_musl_libc,
+)
 from relabel.elf import ElfInfo, read_elf
-from relabel.errors import ElfError
+from relabel.errors import ElfError, LibraryError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
 _TOKEN = re.compile(r"\$(ORIGIN|LIB|PLATFORM)\b|\$\{(ORIGIN|LIB|PLATFORM)\}")
 LIBPYTHON = re.compile(r"^libpython\d+\.\d+m?\.so(\.\d+)*$")
+
+_HOST_TOKEN = re.compile(r"\$(LIB|PLATFORM)\b|\$\{(LIB|PLATFORM)\}")
+_DIAGNOSTICS = re.compile(r'^(dl_dst_lib|dl_platform)="([^"]*)"$', re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,7 @@ class Resolver:
     env_paths: Sequence[str] | None = None
     _elf_cache: dict[str, ElfInfo] = field(default_factory=dict)
     _system_dirs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _dst_values: dict[str, dict[str, str] | None] = field(default_factory=dict)
 
     # -- parsing --------------------------------------------------------------------
     def parse(self, path: str, display: str | None = None) -> ElfInfo:
@@ -149,10 +164,56 @@ class Resolver:
         self._system_dirs[key] = result
         return result
 
+    def _host_dst(self, info: ElfInfo) -> dict[str, str] | None:
+        """``$LIB`` and ``$PLATFORM`` as this host's loader expands them for ``info``, None
+        when no loader here would load it (another root or architecture, musl, no answer)."""
+        key = f"{info.machine}-{info.elf_class}-{info.interpreter or ''}"
+        if key not in self._dst_values:
+            self._dst_values[key] = self._ask_loader(info)
+        return self._dst_values[key]
+
+    def _ask_loader(self, info: ElfInfo) -> dict[str, str] | None:
+        if self.root != "/" or (info.interpreter and "ld-musl-" in info.interpreter):
+            return None
+        try:
+            python = self.parse(sys.executable)
+        except (ElfError, OSError):
+            return None
+        interp = python.interpreter
+        if not interp or "ld-musl-" in interp or not python.same_platform(info):
+            return None
+        try:
+            # glibc 2.33+; prints dl_dst_lib and dl_platform, the values of the two tokens
+            proc = subprocess.run(
+                [interp, "--list-diagnostics"],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        found = dict(_DIAGNOSTICS.findall(proc.stdout))
+        if proc.returncode != 0 or set(found) != {"dl_dst_lib", "dl_platform"}:
+            return None
+        return {"LIB": found["dl_dst_lib"], "PLATFORM": found["dl_platform"]}
+
     def _expand(self, entries: Sequence[str], origin: str, info: ElfInfo) -> list[str]:
-        lib = "lib64" if info.elf_class == 64 else "lib"
-        platform = platform_name(info.arch)
-        values = {"ORIGIN": origin, "LIB": lib, "PLATFORM": platform}
+        values = {"ORIGIN": origin}
+        if any(_HOST_TOKEN.search(e) for e in entries):
+            host = self._host_dst(info)
+            if host is None:
+                entry = next(e for e in entries if _HOST_TOKEN.search(e))
+                raise LibraryError(
+                    info.path,
+                    f"the search path entry {entry!r} uses $LIB or $PLATFORM, which relabel"
+                    " expands only as this machine's glibc loader does, for files it would"
+                    " load (not under a sysroot, for another architecture or for musl)."
+                    " Replace the entry with the directory it means, or repair on a machine"
+                    " of the wheel's platform",
+                )
+            values.update(host)
 
         def token(match: re.Match[str]) -> str:
             return values[match.group(1) or match.group(2)]
@@ -195,10 +256,18 @@ class Resolver:
                 if skipped is not None:
                     skipped.append((candidate, exc.message))
                 continue
-            if needer.same_platform(info):
-                return real, info
-            if skipped is not None:
-                skipped.append((candidate, f"built for {info.arch or info.machine}"))
+            if not needer.same_platform(info):
+                if skipped is not None:
+                    skipped.append((candidate, f"built for {info.arch or info.machine}"))
+                continue
+            theirs, ours = c_library(info), c_library(needer)
+            if theirs is not None and ours is not None and theirs[0] != ours[0]:
+                # built against the other C library: no system of the needer's kind provides
+                # what it links to, so it is passed over like a file of another architecture
+                if skipped is not None:
+                    skipped.append((candidate, f"built for {theirs[0]} (needs {theirs[1]})"))
+                continue
+            return real, info
         return None, None
 
     def excluded(self, soname: str, path: str | None = None) -> bool:
@@ -331,6 +400,25 @@ class Resolver:
                 dataclasses.replace(node, loaded_by=tuple(_dedupe(reached_from.get(member, ()))))
             )
         return tuple(nodes)
+
+
+def c_library(info: ElfInfo) -> tuple[str, str] | None:
+    """(``glibc``, ``musl`` or ``bionic``, the evidence) for a file whose C library is known: its
+    interpreter, else the C library it needs; None when it shows neither."""
+    interp = os.path.basename(info.interpreter or "")
+    if info.android_api is not None or interp.startswith("linker"):
+        return "bionic", interp or "an Android API level"
+    if interp:
+        if is_musl_interpreter(interp):
+            return "musl", interp
+        if is_glibc_libc(interp):
+            return "glibc", interp
+    for needed in info.needed:
+        if is_glibc_libc(needed):
+            return "glibc", needed
+        if is_musl_libc(needed):
+            return "musl", needed
+    return None
 
 
 def is_path(needed: str) -> bool:

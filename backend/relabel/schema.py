@@ -77,8 +77,9 @@ _DESCRIPTIONS = {
 _IDENTIFIER = r"[^\W\d]\w*"
 _DOTTED = rf"{_IDENTIFIER}(\.{_IDENTIFIER})*"
 _BACKEND_PATTERN = rf"^{_DOTTED}(:{_DOTTED})?$"
-# A directory name suffix: no slash or backslash, not '.' or '..' (config._check_lib_sdir).
-_LIB_SDIR_PATTERN = r"^(?!\.\.?$)[^/\\]+$"
+# A directory name suffix: no slash, backslash, ':', '$' or whitespace, not '.' or '..',
+# not ending in .dist-info or .data (config.lib_sdir_problem).
+_LIB_SDIR_PATTERN = r"^(?!\.\.?$)(?!.*\.(dist-info|data)$)[^/\\:\$\s\x00-\x1f\x7f]+$"
 # Absolute, or starting with '..' (config._check_backend_path; a/../.. is left to relabel).
 _OUTSIDE_PATTERN = r"^(/|\.\.(/|$))"
 

@@ -99,6 +99,9 @@ class ElfInfo:
     has_section_headers: bool = True
     #: the API level the NDK built the file for (its .note.android.ident), None elsewhere
     android_api: int | None = None
+    #: DT_RPATH plus DT_RUNPATH entries: rpath and runpath hold the last of each; patchelf
+    #: rewrites only the first, so a file with several must lose them all before a new one
+    search_path_entries: int = 0
 
     @property
     def is_python_extension(self) -> bool:
@@ -180,6 +183,7 @@ def _parse(file: File, shown: str) -> ElfInfo:
         uses_ucs2=linked.symbols.ucs2,
         has_section_headers=bool(layout.sections),
         android_api=android_api(file, layout),
+        search_path_entries=0 if dynamic is None else dynamic.search_paths,
     )
 
 

@@ -52,6 +52,8 @@ class Dynamic:
     #: single-valued tags; a repeated tag keeps its last value, as ld.so's
     #: elf_get_dynamic_info does
     tags: dict[int, int]
+    #: how many DT_RPATH and DT_RUNPATH entries the array holds (tags keeps one of each)
+    search_paths: int = 0
 
 
 def read_dynamic(file: File, layout: Layout, image: Image) -> Dynamic | None:
@@ -77,13 +79,15 @@ def read_dynamic(file: File, layout: Layout, image: Image) -> Dynamic | None:
     fmt = layout.endian + ("qQ" if layout.elf_class == 64 else "iI")
     needed: list[int] = []
     tags: dict[int, int] = {}
+    search_paths = 0
     for tag, value in struct.iter_unpack(fmt, data[: len(data) // entry * entry]):
         if tag == DT_NULL:
-            return Dynamic(segment, needed, tags)
+            return Dynamic(segment, needed, tags, search_paths)
         if tag == DT_NEEDED:
             needed.append(value)
         else:
             tags[tag] = value
+            search_paths += tag in (DT_RPATH, DT_RUNPATH)
     # ld.so would read on past the segment: what it finds there is not knowable from here.
     raise MalformedError("the dynamic array has no DT_NULL end within its PT_DYNAMIC segment")
 
