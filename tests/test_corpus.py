@@ -84,8 +84,13 @@ def _check_repair(wheel: support.Wheel, results: support.Results) -> list[str]:
     assert results.repair_relabel is not None and results.repair_auditwheel is not None
     ours = results.repair_relabel.result()
     theirs = results.repair_auditwheel.result()
+    # auditwheel cannot repair these on a glibc host (it looks musl's libraries up among
+    # glibc's, or crashes on glibc's libc.so linker script): relabel must repair them
+    # without grafting anything new
     if "auditwheel-repair-musl-libs" in wheel.deliberate:
         assert theirs.run.rc != 0, "auditwheel now repairs this wheel: remove the rule"
+    cannot = {"auditwheel-repair-musl-libs", "musl-libc-so", "auditwheel-crash"}
+    if cannot & set(wheel.deliberate) and theirs.run.rc != 0:
         if ours.run.rc != 0:
             return [f"repair: relabel failed: {ours.run.stderr.strip()}"]
         path = support.cache_dir() / wheel.file
