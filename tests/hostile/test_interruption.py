@@ -29,7 +29,7 @@ from tests import installed
 from tests.conftest import EXT_SUFFIX, Fixtures, make_wheel
 from tests.hooks_support import write_pyproject
 
-from .support import assert_valid_wheel, clean_env, start_relabel, tree
+from .support import assert_valid_wheel, clean_env, default_signals, start_relabel, tree
 
 RUNS = int(os.environ.get("RELABEL_INTERRUPT_RUNS", "4") or 4)
 
@@ -223,6 +223,7 @@ def test_interrupted_without_o_tmpfile_removes_its_part_file(
             stderr=subprocess.PIPE,
             text=True,
             env=clean_env(scratch),
+            preexec_fn=default_signals,  # noqa: PLW1509 - no threads in the test process here
         )
         # while the output file is being written: wait for the part file to appear
         part = _wait_for_part_file(proc, out, big.name)
@@ -307,6 +308,7 @@ def _interrupt_backend(tmp_path: Path, sig: signal.Signals) -> Path:
         env=clean_env(scratch),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=default_signals,  # noqa: PLW1509 - no threads in the test process here
     )
     deadline = time.monotonic() + 60
     while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
