@@ -1,10 +1,18 @@
-"""One validated, frozen :class:`Settings` for a run.
+"""One validated, frozen :class:`Settings` for a run, and the one definition of every option.
+
+Each field of :class:`Settings` carries a :class:`Meta`: what the key means, how a string
+is split into a list, what is checked, the JSON schema's constraints and the command line
+flag (:class:`Flag`). The backend's parsing (:func:`load`), the command line's flags and
+values (:mod:`relabel.cli`), the pipeline's options (:class:`relabel.repair.Options`, the
+settings plus what a front end decides itself) and the JSON schema (:mod:`relabel.schema`)
+are all derived from it: adding an option is adding a field.
 
 Sources, lowest to highest precedence:
 
 1. defaults,
-2. for ``plat`` only, ``AUDITWHEEL_PLAT`` when it is set and not empty (every manylinux
-   image sets it, and ``auditwheel repair`` takes it as its ``--plat`` default),
+2. a setting's ``fallback_env`` when it is set and not empty: for ``plat``,
+   ``AUDITWHEEL_PLAT`` (every manylinux image sets it, and ``auditwheel repair`` takes it
+   as its ``--plat`` default),
 3. ``[tool.relabel]`` in ``pyproject.toml``,
 4. config settings ``relabel.KEY=VALUE`` (``pip --config-settings``, ``build -C``),
 5. environment variables ``RELABEL_KEY`` (upper case, ``-`` as ``_``).
