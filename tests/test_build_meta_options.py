@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -25,6 +26,9 @@ def built(fixtures: Fixtures, tmp_path: Path, monkeypatch: pytest.MonkeyPatch): 
     def build(relabel: dict[str, object], config_settings: dict[str, object] | None = None) -> Path:
         root = tmp_path / f"project{len(list(tmp_path.glob('project*')))}"
         make_project(root, wheel=inner, relabel=relabel)
+        (root / "empty").mkdir()
+        (root / "sysroot/usr/lib").mkdir(parents=True)
+        shutil.copy2(fixtures.libfoo, root / "sysroot/usr/lib")
         monkeypatch.chdir(root)
         dist = root / "dist"
         with isolated_imports(root):
@@ -76,3 +80,32 @@ def test_config_settings_and_environment(
     assert _has_symtab(fixtures.ext_foo.read_bytes())
     assert not _has_symtab(patched)  # relabel.strip
     assert skipped == fixtures.ext_dl.read_bytes()  # not scanned: not touched
+
+
+def test_pure_wheels_can_be_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """allow-pure-python-wheel, the command line's --allow-pure-python-wheel, is a setting
+    too: true by default in a build (a pure wheel passes through), false refuses one."""
+    pure = make_wheel(tmp_path / "inner", {"demo/__init__.py": b""}, tag="py3-none-any")
+    for allowed in (True, False):
+        root = tmp_path / f"project-{allowed}"
+        make_project(root, wheel=pure, relabel={"allow-pure-python-wheel": allowed})
+        monkeypatch.chdir(root)
+        with isolated_imports(root):
+            if allowed:
+                name = build_meta.build_wheel(str(root / "dist"))
+                assert (root / "dist" / name).read_bytes() == pure.read_bytes()
+                continue
+            with pytest.raises(SystemExit, match="does not look like a platform wheel"):
+                build_meta.build_wheel(str(root / "dist"))
+        assert not (root / "dist").exists() or list((root / "dist").iterdir()) == []
+
+
+def test_sysroot_is_a_setting_relative_to_the_project(built) -> None:  # type: ignore[no-untyped-def]
+    """Under a sysroot, _foo's RPATH (the fixture's library directory) names a directory in
+    the sysroot: in an empty one libfoo is found nowhere and the wheel keeps its linux tag;
+    in the project's sysroot/usr/lib it is found and grafted."""
+    assert built({"sysroot": "empty"}).name.endswith("-linux_x86_64.whl")
+    wheel = built({"sysroot": "sysroot"})
+    assert "manylinux" in wheel.name
+    with zipfile.ZipFile(wheel) as zf:
+        assert any(n.startswith("demo.libs/libfoo-") for n in zf.namelist())

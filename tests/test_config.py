@@ -67,6 +67,8 @@ def test_every_key_is_a_field() -> None:
         "zip-compression-level",
         "glibc-floor",
         "glibc-floor-allow",
+        "sysroot",
+        "allow-pure-python-wheel",
     )
     assert [f.name for f in fields(Settings)] == [k.replace("-", "_") for k in config.KEYS]
 
@@ -125,11 +127,15 @@ PRECEDENCE: dict[str, tuple[tuple[Any, Any], tuple[Any, Any], tuple[str, Any]]] 
     "isa-check": ((False, False), ("true", True), ("off", False)),
     "lib-sdir": ((".vendored", ".vendored"), (".c", ".c"), ("_libs", "_libs")),
     "zip-compression-level": ((9, 9), ("0", 0), (" 3 ", 3)),
+    "sysroot": (("aarch64-root", PROJECT / "aarch64-root"), ("/c/root", "/c/root"), ("/e", "/e")),
+    "allow-pure-python-wheel": ((False, False), ("no", False), ("0", False)),
 }
 SOURCES = ["pyproject", "-C", "env"]
 
 
 def _expected(value: Any, root: Path) -> Any:
+    if isinstance(value, Path):
+        return str(root / value.relative_to(PROJECT))
     if isinstance(value, tuple):
         return tuple(
             str(root / v.relative_to(PROJECT)) if isinstance(v, Path) else v for v in value

@@ -6,7 +6,7 @@ import pytest
 
 from relabel.audit import installed_path
 from relabel.errors import PolicyError
-from relabel.plan import describe_blockers, install_dir, make_plan
+from relabel.plan import Move, Patch, Plan, describe_blockers, install_dir, make_plan
 
 from .test_audit_plan import LIBC, elf, node, run
 
@@ -128,3 +128,17 @@ def test_not_found_blockers_are_grouped_by_search_path() -> None:
     [line] = lines
     assert line.startswith("120 libraries not found: libm0.so (needed by _a.so), ")
     assert line.endswith("and 70 more; searched for each: /usr/lib")
+
+
+def test_a_move_always_comes_with_its_patch() -> None:
+    """A moved executable gets its new RPATH from its patch: a plan cannot hold the move
+    without it, and a patch for another file is refused when the move is made."""
+    result = run(node("pkg/_a.so", elf("pkg/_a.so", needed=("libc.so.6",)), {"libc.so.6": LIBC}))  # type: ignore[dict-item]
+    script = "demo-1.0.data/scripts/tool"
+    patch = Patch(script, set_rpath="$ORIGIN/../demo.libs")
+    move = Move(script, "demo.scripts/tool", patch)
+    plan = Plan(result.overall, ("manylinux_2_17_x86_64",), moves=(move,))
+    assert plan.patches == (patch,)
+    assert Plan(result.overall, (), patches=(patch,), moves=(move,)).patches == (patch,)
+    with pytest.raises(ValueError, match="the patch of moved"):
+        Move(script, "demo.scripts/tool", Patch("pkg/_a.so", set_rpath="$ORIGIN"))

@@ -20,7 +20,7 @@ import pytest
 from packaging.utils import parse_wheel_filename
 
 from relabel import musl, policy, report
-from relabel.audit import MUSL_SYMBOL, audit
+from relabel.audit import Kind, audit
 from relabel.elf import ElfInfo, SymbolNeed, read_elf
 from relabel.repair import Options, analyze, repair
 from relabel.resolve import Node
@@ -247,11 +247,11 @@ def test_audit_judges_the_host_musl_it_is_given_and_probes_nothing(
     judged = audit(
         [node], policies, arch="x86_64", libc="musl", wheel_root="/w", musl_host=old_host
     )
-    assert [f.detail for f in judged.findings() if f.kind == MUSL_SYMBOL] == [
+    assert [f.detail for f in judged.findings() if f.kind == Kind.MUSL_SYMBOL] == [
         "this machine's musl is 1.1.24, older than musllinux_1_2 needs"
     ]
     unjudged = audit([node], policies, arch="x86_64", libc="musl", wheel_root="/w")
-    assert [f for f in unjudged.findings() if f.kind == MUSL_SYMBOL] == []
+    assert [f for f in unjudged.findings() if f.kind == Kind.MUSL_SYMBOL] == []
 
 
 # --- the host's musl ----------------------------------------------------------------------
@@ -323,8 +323,8 @@ def test_wheel_calling_1_2_functions_is_musllinux_1_2(
     assert analysis.audit.repairable.policy.name == "musllinux_1_2_x86_64"
     blockers = analysis.audit.verdict("musllinux_1_1").blockers
     assert {(f.kind, f.file, f.symbol) for f in blockers} == {
-        (MUSL_SYMBOL, f"pkg/{musl_files.new_ext.name}", "gettid"),
-        (MUSL_SYMBOL, f"pkg/{musl_files.new_ext.name}", "qsort_r"),
+        (Kind.MUSL_SYMBOL, f"pkg/{musl_files.new_ext.name}", "gettid"),
+        (Kind.MUSL_SYMBOL, f"pkg/{musl_files.new_ext.name}", "qsort_r"),
     }
     text = report.render_text(analysis)
     assert "qsort_r (musl 1.2.3 and later; not in musl 1.1)" in text
@@ -348,7 +348,7 @@ def test_wheel_calling_only_old_functions_is_musllinux_1_1(
     analysis = analyze(wheel, Options())
     assert analysis.audit is not None
     assert analysis.audit.repairable.policy.name == "musllinux_1_1_x86_64"
-    assert not [f for f in analysis.audit.findings() if f.kind == MUSL_SYMBOL]
+    assert not [f for f in analysis.audit.findings() if f.kind == Kind.MUSL_SYMBOL]
     out = repair(wheel, tmp_path / "out", Options()).output
     assert _platforms(out) == {"musllinux_1_1_x86_64"}
 
@@ -382,7 +382,7 @@ def test_grafted_library_counts(musl_files: MuslFiles, tmp_path: Path) -> None:
     analysis = analyze(wheel, options)
     assert analysis.audit is not None
     [finding] = [
-        f for f in analysis.audit.verdict("musllinux_1_1").findings if f.kind == MUSL_SYMBOL
+        f for f in analysis.audit.verdict("musllinux_1_1").findings if f.kind == Kind.MUSL_SYMBOL
     ]
     assert (finding.file, finding.symbol) == ("libnew.so.1", "reallocarray")
     out = repair(wheel, tmp_path / "out", options).output
@@ -402,9 +402,9 @@ def test_time64_wheel_on_i686_is_musllinux_1_2(musl_files: MuslFiles, tmp_path: 
     analysis = analyze(wheel, Options())
     assert (analysis.arch, analysis.libc) == ("i686", "musl")
     assert analysis.audit is not None
-    assert [(f.file, f.symbol) for f in analysis.audit.findings() if f.kind == MUSL_SYMBOL] == [
-        ("pkg/_t64.so", "__clock_gettime64")
-    ]
+    assert [
+        (f.file, f.symbol) for f in analysis.audit.findings() if f.kind == Kind.MUSL_SYMBOL
+    ] == [("pkg/_t64.so", "__clock_gettime64")]
     assert analysis.audit.overall.policy.name == "musllinux_1_2_i686"
     out = repair(wheel, tmp_path / "out", Options()).output
     assert _platforms(out) == {"musllinux_1_2_i686"}
@@ -482,7 +482,7 @@ def test_section_headers_stripped_still_needs_1_2(musl_files: MuslFiles, tmp_pat
     [*found] = [
         f.describe()
         for f in analysis.audit.verdict("musllinux_1_1").blockers
-        if f.kind == MUSL_SYMBOL
+        if f.kind == Kind.MUSL_SYMBOL
     ]
     # read through the dynamic segment, the symbols; otherwise, the absence of evidence
     assert found in (

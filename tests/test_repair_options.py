@@ -102,7 +102,7 @@ def test_lib_sdir_update_tags_and_compression(fixtures: Fixtures, tmp_path: Path
     out = repair(
         wheel,
         tmp_path / "out",
-        Options(lib_sdir=".vendored", update_tags=False, compression_level=0),
+        Options(lib_sdir=".vendored", update_tags=False, zip_compression_level=0),
     ).output
     assert out.name == wheel.name
     assert any(n.startswith("demo.vendored/libfoo-") for n in names(out))

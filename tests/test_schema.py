@@ -112,6 +112,8 @@ CORPUS: dict[str, list[Any]] = {
         True,
     ],
     "glibc-floor-allow": [[], ["c23-parsing"], "c23-parsing", ["c23"], "everything", [1], 3],
+    "sysroot": ["/opt/aarch64", "root", "", 3, ["/"]],
+    "allow-pure-python-wheel": [True, False, "false"],
 }
 
 

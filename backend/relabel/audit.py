@@ -15,6 +15,7 @@ grafted, allowed libraries, blacklisted symbols, the x86-64 ISA level, PyFPE and
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,22 +30,31 @@ if TYPE_CHECKING:
 
     from relabel.policy import Policy
 
-# Finding kinds
-SYMBOL_VERSION = "symbol-version"
-BLACKLISTED = "blacklisted-symbol"
-EXTERNAL = "external-library"
-NOT_FOUND = "library-not-found"
-ISA = "isa-level"
-PYFPE = "pyfpe"
-UCS2 = "ucs2"
-LIBPYTHON_KIND = "libpython"
-MUSL_SYMBOL = "musl-release"  # a symbol (or the host's musl) needs a newer musl release
-PATH_NEEDED = "path-needed"
-INSTALL_LOCATION = "install-location"
-ANDROID_API = "android-api-level"  # a graft the tag's Android API level cannot load
+
+class Kind(str, enum.Enum):
+    """What a :class:`Finding` is about; the value is its name in the JSON report."""
+
+    SYMBOL_VERSION = "symbol-version"
+    BLACKLISTED = "blacklisted-symbol"
+    EXTERNAL = "external-library"
+    NOT_FOUND = "library-not-found"
+    ISA = "isa-level"
+    PYFPE = "pyfpe"
+    UCS2 = "ucs2"
+    LIBPYTHON = "libpython"
+    #: a symbol (or the host's musl) needs a newer musl release
+    MUSL_SYMBOL = "musl-release"
+    PATH_NEEDED = "path-needed"
+    INSTALL_LOCATION = "install-location"
+    #: a graft the tag's Android API level cannot load
+    ANDROID_API = "android-api-level"
+
+    def __str__(self) -> str:
+        return self.value
+
 
 #: kinds that ``repair`` removes by grafting or patching, so they do not block a repair
-REPAIRABLE = frozenset({EXTERNAL, LIBPYTHON_KIND})
+REPAIRABLE = frozenset({Kind.EXTERNAL, Kind.LIBPYTHON})
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,7 @@ class Finding:
     """One reason one or more policies are out of reach."""
 
     file: str  # wheel member, or "<member> -> <soname>" for a library to be grafted
-    kind: str
+    kind: Kind
     library: str | None = None
     symbol: str | None = None
     version: str | None = None
@@ -62,24 +72,24 @@ class Finding:
     skipped: tuple[tuple[str, str], ...] = ()  # ... and files passed over, with the reason
 
     def describe(self) -> str:
-        if self.kind == SYMBOL_VERSION:
+        if self.kind == Kind.SYMBOL_VERSION:
             what = f"{self.symbol}@{self.version}" if self.symbol else f"{self.version}"
             return f"{self.file} -> {what} (from {self.library})"
-        if self.kind == BLACKLISTED:
+        if self.kind == Kind.BLACKLISTED:
             return f"{self.file} -> {self.symbol} (blacklisted in {self.library})"
-        if self.kind == ISA:
+        if self.kind == Kind.ISA:
             return f"{self.file} -> {self.detail}"
-        if self.kind in (EXTERNAL, LIBPYTHON_KIND):
+        if self.kind in (Kind.EXTERNAL, Kind.LIBPYTHON):
             return f"{self.file} -> {self.library} (not on the allowed list)"
-        if self.kind == PATH_NEEDED:
+        if self.kind == Kind.PATH_NEEDED:
             return (
                 f"{self.file} -> {self.library} (a path, not a library name: the loader opens"
                 " it relative to the working directory of the process, so it cannot be made"
                 " portable; link against the library's soname instead)"
             )
-        if self.kind == INSTALL_LOCATION:
+        if self.kind == Kind.INSTALL_LOCATION:
             return f"{self.file} -> {self.library} ({self.detail})"
-        if self.kind == NOT_FOUND:
+        if self.kind == Kind.NOT_FOUND:
             return (
                 f"{self.file} -> {self.library} (not found; searched: "
                 f"{', '.join(self.searched) or 'no directory'}"
@@ -155,7 +165,7 @@ class Audit:
             v
             for v in self.verdicts
             if v.policy.is_linux
-            or not any(f.kind in (SYMBOL_VERSION, MUSL_SYMBOL) for f in v.findings)
+            or not any(f.kind in (Kind.SYMBOL_VERSION, Kind.MUSL_SYMBOL) for f in v.findings)
         )
 
     @property
@@ -250,7 +260,7 @@ def _android_runpath_finding(member: str, soname: str, policy: Policy) -> Findin
     # loader ignores before API level 24.
     return Finding(
         member,
-        ANDROID_API,
+        Kind.ANDROID_API,
         library=soname,
         detail=(
             f"{soname} would be grafted, and the Android loader finds grafted libraries"
@@ -264,7 +274,7 @@ def _android_level(where: str, info: ElfInfo, policy: Policy) -> list[Finding]:
     if policy.api_level is None:
         return []
     why = android.newer_than(info, policy.api_level)
-    return [] if why is None else [Finding(where, ANDROID_API, detail=why)]
+    return [] if why is None else [Finding(where, Kind.ANDROID_API, detail=why)]
 
 
 def _symbol_findings(
@@ -282,10 +292,10 @@ def _symbol_findings(
     covered: set[tuple[str, str]] = set()
     for sym in info.undefined:
         if sym.version and sym.library and (sym.library, sym.version) in bad:
-            out.append(Finding(label, SYMBOL_VERSION, sym.library, sym.name, sym.version))
+            out.append(Finding(label, Kind.SYMBOL_VERSION, sym.library, sym.name, sym.version))
             covered.add((sym.library, sym.version))
     out.extend(
-        Finding(label, SYMBOL_VERSION, library, None, version)
+        Finding(label, Kind.SYMBOL_VERSION, library, None, version)
         for library, version in sorted(bad - covered)
     )
     return out
@@ -303,7 +313,7 @@ def _musl_findings(
         return []
     evidence = [(n.member, n.info) for n in nodes] + sorted(grafted, key=lambda g: g[0])
     return [
-        Finding(file, MUSL_SYMBOL, symbol=symbol, detail=text)
+        Finding(file, Kind.MUSL_SYMBOL, symbol=symbol, detail=text)
         for file, symbol, text in musl.policy_findings(policy.version, evidence, arch, host=host)
     ]
 
@@ -316,16 +326,18 @@ def _policy_independent(nodes: Sequence[Node], *, isa_check: bool) -> list[Findi
         if isa_check and info.isa_level > 1:
             common.append(
                 Finding(
-                    node.member, ISA, detail=f"needs the x86-64-v{info.isa_level} instruction set"
+                    node.member,
+                    Kind.ISA,
+                    detail=f"needs the x86-64-v{info.isa_level} instruction set",
                 )
             )
         if info.is_python_extension and info.uses_pyfpe:
             common.append(
-                Finding(node.member, PYFPE, detail="uses PyFPE_jbuf (fpectl builds only)")
+                Finding(node.member, Kind.PYFPE, detail="uses PyFPE_jbuf (fpectl builds only)")
             )
         if info.uses_ucs2 and info.python_init and not info.python_init.startswith("PyInit_"):
             common.append(
-                Finding(node.member, UCS2, detail="built for a narrow-unicode (UCS2) Python")
+                Finding(node.member, Kind.UCS2, detail="built for a narrow-unicode (UCS2) Python")
             )
     return common
 
@@ -376,26 +388,28 @@ def audit(
                 external.setdefault(soname, lib.path)
                 if unreachable and not LIBPYTHON.match(soname):
                     findings.append(
-                        Finding(node.member, INSTALL_LOCATION, library=soname, detail=unreachable)
+                        Finding(
+                            node.member, Kind.INSTALL_LOCATION, library=soname, detail=unreachable
+                        )
                     )
                 if LIBPYTHON.match(soname):
-                    findings.append(Finding(node.member, LIBPYTHON_KIND, library=soname))
+                    findings.append(Finding(node.member, Kind.LIBPYTHON, library=soname))
                     continue
                 if is_path(soname):
-                    findings.append(Finding(node.member, PATH_NEEDED, library=soname))
+                    findings.append(Finding(node.member, Kind.PATH_NEEDED, library=soname))
                     continue
                 if lib.path is None:
                     findings.append(
                         Finding(
                             node.member,
-                            NOT_FOUND,
+                            Kind.NOT_FOUND,
                             library=soname,
                             searched=lib.searched,
                             skipped=lib.skipped,
                         )
                     )
                     continue
-                findings.append(Finding(node.member, EXTERNAL, library=soname))
+                findings.append(Finding(node.member, Kind.EXTERNAL, library=soname))
                 if policy.api_level is not None and policy.api_level < android.RUNPATH_API:
                     findings.append(_android_runpath_finding(node.member, soname, policy))
                 files.setdefault(lib.path, soname)
@@ -406,7 +420,7 @@ def audit(
                 banned = policy.blacklist.get(library)
                 if banned:
                     findings.extend(
-                        Finding(node.member, BLACKLISTED, library=library, symbol=name)
+                        Finding(node.member, Kind.BLACKLISTED, library=library, symbol=name)
                         for name in sorted(banned & undefined)
                     )
         for soname, info in sorted(grafted.values(), key=lambda g: g[0]):
@@ -416,7 +430,7 @@ def audit(
                 findings.append(
                     Finding(
                         soname,
-                        ISA,
+                        Kind.ISA,
                         library=soname,
                         detail=f"needs the x86-64-v{info.isa_level} instruction set",
                     )

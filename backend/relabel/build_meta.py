@@ -1,8 +1,9 @@
 """PEP 517 / PEP 660 hooks: build with the real backend, hand back a repaired wheel.
 
 Thin on purpose. Each hook reads the settings, loads the inner backend, forwards the call
-with ``relabel.*`` config settings removed, and for ``build_wheel`` runs the repair pipeline
-on the wheel the inner backend built in a private temporary directory. Only the finished
+with ``relabel.*`` config settings removed, and for ``build_wheel`` runs the pipeline
+(:func:`relabel.pipeline.run`, in the configured mode) on the wheel the inner backend built
+in a private temporary directory, and renders what it did. Only the finished
 wheel is moved into ``wheel_directory``. This is the one place where relabel errors turn
 into a clean message and a failed hook (``SystemExit`` with the message, so frontends show
 it without a traceback).
@@ -20,22 +21,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from relabel import archive, config, inner, patchelf, plan, report
+from relabel import archive, config, inner, patchelf, pipeline, report
 from relabel._signals import Terminated, scratch_directory, sigterm_unwinds
-from relabel.errors import (
-    InnerBackendError,
-    NotCompliantError,
-    PolicyError,
-    RelabelError,
-    ScratchError,
-)
-from relabel.repair import Options, analyze, repair
-from relabel.resolve import LIBPYTHON
+from relabel.errors import InnerBackendError, RelabelError, ScratchError
+from relabel.repair import Options
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from relabel.repair import Analysis
 
 __all__ = [
     "build_sdist",
@@ -196,77 +188,24 @@ def build_wheel(
             return _finish(built, out_dir, settings).name
 
 
-def _options(settings: config.Settings, *, strict: bool) -> Options:
-    return Options(
-        plat=settings.plat,
-        exclude=settings.exclude,
-        library_dirs=settings.library_dirs,
-        ldpaths=settings.ldpaths or None,
-        include=settings.include,
-        skip_scan=settings.skip_scan,
-        only_plat=settings.only_plat,
-        update_tags=settings.update_tags,
-        isa_check=settings.isa_check,
-        strip=settings.strip,
-        lib_sdir=settings.lib_sdir,
-        compression_level=settings.zip_compression_level,
-        strict=strict,
-        glibc_floor=settings.glibc_floor,
-        glibc_floor_allow=settings.glibc_floor_allow,
-    )
-
-
 def _finish(built: Path, out_dir: Path, settings: config.Settings) -> Path:
-    if settings.mode == "skip":
-        return archive.copy_atomically(built, out_dir)
-    if settings.mode in ("check", "warn"):
-        analysis = analyze(built, _options(settings, strict=False))
-        if analysis.audit is None:
-            return archive.copy_atomically(built, out_dir)
+    outcome = pipeline.run(built, out_dir, Options.of(settings), settings.mode)
+    result, analysis = outcome.result, outcome.analysis
+    if result is not None:
+        _say(report.render_repair(result))
+        lowered = report.render_floor(result)
+        if lowered:
+            _say(lowered)
+        if result.plan is not None and result.plan.keeps_linux:
+            _warn(report.render_unmet(result).removeprefix("relabel: "))
+    elif analysis is not None and analysis.audit is not None:
         text = report.render_text(analysis, target=settings.plat)
-        ok = report.meets_target(analysis, settings.plat)
-        if not ok and settings.mode == "check":
-            raise _not_compliant(analysis, settings)
-        if not ok:
-            _warn(f"the wheel is not compliant:\n{text}")
-        else:
+        if outcome.meets_target:
             _say(text)
-        return archive.copy_atomically(built, out_dir)
-    result = repair(built, out_dir, _options(settings, strict=False))
-    _say(report.render_repair(result))
-    if result.analysis.glibc_floor is not None and result.analysis.glibc_floor.lines():
-        _say("\n".join(f"relabel:   {line}" for line in result.analysis.glibc_floor.lines()))
-    if result.plan is not None and result.plan.keeps_linux:
-        _warn(report.render_unmet(result).removeprefix("relabel: "))
-    return result.output
-
-
-def _not_compliant(analysis: Analysis, settings: config.Settings) -> PolicyError:
-    """What ``mode = "check"`` reports: the wheel as built, and what a repair would do."""
-    audit = analysis.audit
-    assert audit is not None  # noqa: S101 - checked by the caller
-    try:
-        target, tagged = plan.choose_target(audit, settings.plat, only_plat=settings.only_plat)
-    except PolicyError as exc:
-        target, tagged = report.target_verdict(audit, settings.plat), ()
-        if target.policy.is_linux:  # a policy that does not exist for this wheel
-            return exc
-    if target.policy.is_linux:  # automatic target, nothing reachable
-        target, tagged = audit.most_permissive, ()
-    grafts = sorted(
-        (soname, path)
-        for soname, path in target.external.items()
-        if path is not None and not LIBPYTHON.match(soname)
-    )
-    blockers = list(dict.fromkeys(target.blockers))
-    return NotCompliantError(
-        report.target_name(analysis, settings.plat),
-        as_built=audit.overall.policy.name,
-        grafts=grafts,
-        repair_tags=[tag for verdict in tagged for tag in verdict.policy.tags()],
-        blockers=[f.describe() for f in blockers],
-        advice=plan.advice(blockers),
-    )
+        else:
+            _warn(f"the wheel is not compliant:\n{text}")
+    assert outcome.output is not None  # noqa: S101 - every mode of the backend writes one
+    return outcome.output
 
 
 def _prepare_metadata(hook: str) -> Callable[..., str]:

@@ -19,30 +19,21 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import sys
-import tempfile
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from relabel import __version__, floor, policy, report
-from relabel.config import lib_sdir_problem
+from relabel import __version__, config, pipeline, report
+from relabel._signals import Terminated, scratch_directory, sigterm_unwinds
 from relabel.elf import is_loader
-from relabel.errors import (
-    ConfigError,
-    ElfError,
-    NotPlatformWheelError,
-    RelabelError,
-    ScratchError,
-)
-from relabel.repair import Options, analyze, repair
+from relabel.errors import ConfigError, ElfError, RelabelError
+from relabel.repair import Options
 from relabel.resolve import Library, Resolver
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
-    from types import FrameType
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from dataclasses import Field
 
     from relabel.elf import ElfInfo
 
@@ -65,108 +56,54 @@ class _Parser(argparse.ArgumentParser):
         raise _ParseError(self, message)
 
 
-def _zip_level(text: str) -> int:
-    try:
-        level = int(text)
-    except ValueError:
-        level = -1
-    if not 0 <= level <= 9:
-        raise argparse.ArgumentTypeError(f"expected a compression level from 0 to 9, got {text!r}")
-    return level
+def _bounded(setting: Field[Any]) -> Callable[[str], int]:
+    """argparse's ``type`` for an integer setting: its range, in a message without a type
+    name."""
+    info = config.meta(setting)
+    low, high = info.bounds or (0, 0)
+
+    def number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            msg = f"expected a {info.noun} from {low} to {high}, got {text!r}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return number
 
 
-def _glibc_floor(text: str) -> str:
-    try:
-        floor.parse_setting(text)
-    except ValueError as exc:
-        raise ConfigError([f"--glibc-floor: {exc}"]) from None
-    return text
-
-
-def _glibc_floor_allow(text: str) -> str:
-    if text not in floor.opt_in_groups():
-        known = ", ".join(floor.opt_in_groups())
-        raise ConfigError([f"--glibc-floor-allow: unknown group {text!r} (known: {known})"])
-    return text
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--library-dir",
-        dest="library_dirs",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="extra directory to search for shared libraries (repeatable)",
-    )
-    parser.add_argument(
-        "--ldpaths",
-        metavar="DIRS",
-        help="colon-separated directories that replace the system library search directories",
-    )
-    parser.add_argument(
-        "--exclude",
-        "-e",
-        dest="exclude",
-        action="append",
-        default=[],
-        metavar="SONAME",
-        help="soname, glob or path never grafted; its dependencies are left out too (repeatable)",
-    )
-    parser.add_argument(
-        "--include",
-        dest="include",
-        action="append",
-        default=[],
-        metavar="SONAME_OR_PATH",
-        help="library loaded with dlopen: grafted under its own soname (repeatable)",
-    )
-    parser.add_argument(
-        "--skip-scan",
-        dest="skip_scan",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="wheel members never treated as ELF files (repeatable)",
-    )
-    parser.add_argument(
-        "--disable-isa-ext-check",
-        dest="isa_check",
-        action="store_false",
-        help="do not check the x86-64 ISA level (x86-64-v2/v3/v4) of ELF files",
-    )
-    parser.add_argument(
-        "--sysroot",
-        metavar="DIR",
-        help="resolve system libraries under DIR instead of / (wheels of another architecture)",
-    )
-    parser.add_argument(
-        "--glibc-floor",
-        default="off",
-        metavar="off|auto|VERSION|POLICY",
-        help="rewrite glibc symbol versions so the files load on an older glibc"
-        " (auto: as far as the safe rules allow; 2.17 or manylinux_2_17: at least that far)",
-    )
-    parser.add_argument(
-        "--glibc-floor-allow",
-        action="append",
-        default=[],
-        metavar="GROUP",
-        help="also lower symbols whose old version behaves differently, by group name"
-        " (c23-parsing; repeatable)",
-    )
-    parser.add_argument(
-        "--allow-pure-python-wheel",
-        action="store_true",
-        help="accept wheels without ELF files instead of failing",
-    )
-
-
-_PLAT_HELP = (
-    "target policy: a tag (manylinux_2_17_x86_64), a legacy alias (manylinux2014_x86_64)"
-    " or a name without the architecture (manylinux_2_17); default: $AUDITWHEEL_PLAT when set,"
-    " else auto"
-)
+def _add_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """The flag of every setting the command takes (see :class:`relabel.config.Flag`)."""
+    for setting in config.SETTINGS:
+        flag = config.meta(setting).flag
+        if flag is None or command not in flag.commands:
+            continue
+        options: dict[str, Any] = {
+            "dest": setting.name,
+            "help": flag.help + dict(flag.command_help).get(command, ""),
+        }
+        if flag.metavar is not None:
+            options["metavar"] = flag.metavar
+        kind = config.kind(setting)
+        if kind == config.BOOL:
+            options["action"] = "store_false" if flag.negative else "store_true"
+        elif kind == config.LIST and not flag.joined:
+            options.update(action="append", default=[])
+        else:
+            options["default"] = setting.default if flag.default is config.SAME else flag.default
+            if kind == config.INT:
+                options["type"] = _bounded(setting)
+        parser.add_argument(*flag.names, **options)
+    if command == "repair":
+        parser.add_argument(
+            "--patcher",
+            choices=["patchelf"],
+            default="patchelf",
+            help="ELF patcher (only patchelf)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,8 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="audit a wheel and explain every policy it misses")
     show.add_argument("wheel", type=Path, metavar="WHEEL")
     show.add_argument("--json", action="store_true", help="print a JSON report")
-    show.add_argument("--plat", help=_PLAT_HELP + " (any manylinux/musllinux policy)")
-    _common(show)
+    _add_flags(show, "show")
 
     rep = sub.add_parser("repair", help="graft external libraries and retag wheels")
     rep.add_argument("wheels", type=Path, nargs="+", metavar="WHEEL")
@@ -192,41 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="directory for the repaired wheels (default: wheelhouse)",
     )
-    rep.add_argument("--plat", help=_PLAT_HELP + " (the best reachable policy)")
-    rep.add_argument(
-        "--only-plat",
-        action="store_true",
-        help="tag only with --plat, even when a more compatible policy is met",
-    )
-    rep.add_argument(
-        "-L",
-        "--lib-sdir",
-        default=".libs",
-        help="suffix of the directory for grafted libraries (default: .libs)",
-    )
-    rep.add_argument(
-        "--no-update-tags",
-        dest="update_tags",
-        action="store_false",
-        help="keep the file name and WHEEL tags as they are",
-    )
-    rep.add_argument(
-        "--strip",
-        action="store_true",
-        help="strip symbols from grafted libraries and patched files",
-    )
-    rep.add_argument(
-        "-z",
-        "--zip-compression-level",
-        type=_zip_level,
-        default=6,
-        metavar="LEVEL",
-        help="deflate level for rewritten members, 0-9 (default: 6)",
-    )
-    rep.add_argument(
-        "--patcher", choices=["patchelf"], default="patchelf", help="ELF patcher (only patchelf)"
-    )
-    _common(rep)
+    _add_flags(rep, "repair")
 
     tree = sub.add_parser(
         "lddtree",
@@ -241,59 +143,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _plat_problem(value: str) -> str | None:
-    """What is wrong with a ``--plat`` value, checked as the backend checks ``plat``."""
-    if value == "auto" or value in policy.known_names():
-        return None
-    try:
-        policy.lookup(value)
-    except KeyError as exc:
-        # lookup words the problem and suggests the nearest names
-        return f"{exc.args[0]} (or 'auto' for the best policy the wheel meets)"
-    return None
+def _flag_value(setting: Field[Any], raw: Any) -> tuple[Any, list[str]]:
+    """A setting's value from its flag, and what is wrong with it (as the backend says)."""
+    flag, kind = config.meta(setting).flag, config.kind(setting)
+    if raw is None or kind in (config.BOOL, config.INT):
+        return raw, []  # unset, or argparse has checked it
+    if kind == config.LIST and flag is not None and not flag.joined:
+        # one item per flag: a comma is part of a soname or glob here, never a separator
+        check = config.meta(setting).check
+        value = tuple(raw)
+        return value, [p for p in map(check, value) if p] if check else []
+    return config.parse(setting, raw, split=True)
 
 
-def target(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, str | None]:
-    """The policy asked for and where it came from: ``--plat``, else ``AUDITWHEEL_PLAT``
-    (ignored when empty, as auditwheel ignores it), else ``auto``."""
-    if args.plat is not None:
-        value, source = args.plat, "--plat"
-    elif environ.get("AUDITWHEEL_PLAT"):
-        value, source = environ["AUDITWHEEL_PLAT"], "AUDITWHEEL_PLAT"
-    else:
-        return "auto", None
-    problem = _plat_problem(value)
-    if problem:
-        raise UsageError(f"{source} {value}: {problem}")
-    return value, source
+def options(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Options, str | None]:
+    """The options the command line asks for, and where ``plat`` came from: ``--plat``,
+    else ``AUDITWHEEL_PLAT`` (ignored when empty, as auditwheel ignores it), else None
+    (the default, ``auto``)."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    source: str | None = None
+    for setting in config.SETTINGS:
+        flag = config.meta(setting).flag
+        if flag is None or not hasattr(args, setting.name):
+            continue
+        raw, where = getattr(args, setting.name), max(flag.names, key=len)
+        fallback = config.fallback_value(setting, environ)
+        if raw is None and fallback is not None:
+            raw, where = fallback, str(config.meta(setting).fallback_env)
+        value, found = _flag_value(setting, raw)
+        if config.meta(setting).fallback_env:
+            # plat: named with its value and source, before any other problem
+            source = where if raw is not None else None
+            if found:
+                raise UsageError(f"{where} {raw}: {found[0]}")
+        problems += [f"{where}: {p}" for p in found]
+        if value is not None or config.meta(setting).empty_is_unset:
+            values[setting.name] = value
+    if problems:
+        raise ConfigError(problems)
+    return Options(**values, strict=args.command == "repair"), source
 
 
-def _options(args: argparse.Namespace, plat: str, **extra: object) -> Options:
-    return Options(
-        plat=plat,
-        exclude=tuple(args.exclude),
-        library_dirs=tuple(args.library_dirs),
-        ldpaths=tuple(p for p in args.ldpaths.split(":") if p) if args.ldpaths else None,
-        include=tuple(args.include),
-        skip_scan=tuple(args.skip_scan),
-        isa_check=args.isa_check,
-        sysroot=args.sysroot,
-        glibc_floor=_glibc_floor(args.glibc_floor),
-        glibc_floor_allow=tuple(_glibc_floor_allow(g) for g in args.glibc_floor_allow),
-        **extra,  # type: ignore[arg-type]
-    )
-
-
-def _show(args: argparse.Namespace) -> int:
-    plat, source = target(args, os.environ)
-    analysis = analyze(args.wheel, _options(args, plat))
-    if analysis.pure and not args.allow_pure_python_wheel:
-        raise NotPlatformWheelError(args.wheel.name)
+def _show(args: argparse.Namespace, scratch: Path) -> int:
+    chosen, source = options(args, os.environ)
+    outcome = pipeline.run(args.wheel, None, chosen, pipeline.SHOW, scratch=scratch)
+    analysis = outcome.analysis
+    assert analysis is not None  # noqa: S101 - show always audits
     if args.json:
-        print(report.render_json(analysis, plat))
+        print(report.render_json(analysis, chosen.plat))
     else:
-        print(report.render_text(analysis, plat, source))
-    return 0 if report.meets_target(analysis, plat) else 1
+        print(report.render_text(analysis, chosen.plat, source))
+    return 0 if outcome.meets_target else 1
 
 
 def _missing_dirs(directory: Path) -> list[Path]:
@@ -322,30 +223,16 @@ def _created_only_when_written(directory: Path) -> Iterator[None]:
         raise
 
 
-def _repair(args: argparse.Namespace) -> int:
-    plat, _ = target(args, os.environ)
-    problem = lib_sdir_problem(args.lib_sdir)
-    if problem:
-        raise UsageError(f"--lib-sdir: {problem}")
-    options = _options(
-        args,
-        plat,
-        only_plat=args.only_plat,
-        lib_sdir=args.lib_sdir,
-        update_tags=args.update_tags,
-        strip=args.strip,
-        compression_level=args.zip_compression_level,
-        strict=True,
-        allow_pure=args.allow_pure_python_wheel,
-    )
+def _repair(args: argparse.Namespace, scratch: Path) -> int:
+    chosen, _ = options(args, os.environ)
     with _created_only_when_written(args.wheel_dir):
         for wheel in args.wheels:
-            result = repair(wheel, args.wheel_dir, options)
-            print(report.render_repair(result))
-            lowered = result.analysis.glibc_floor
-            floor_lines = lowered.lines() if lowered else []
-            if floor_lines and options.glibc_floor != floor.OFF:
-                print("\n".join(f"relabel:   {line}" for line in floor_lines))
+            outcome = pipeline.run(wheel, args.wheel_dir, chosen, "repair", scratch=scratch)
+            assert outcome.result is not None  # noqa: S101 - repair always repairs
+            print(report.render_repair(outcome.result))
+            lowered = report.render_floor(outcome.result)
+            if lowered:
+                print(lowered)
     return 0
 
 
@@ -451,79 +338,22 @@ def _lddtree(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, scratch: Path) -> int:
     if args.command == "show":
-        return _show(args)
+        return _show(args, scratch)
     if args.command == "lddtree":
         return _lddtree(args)
-    return _repair(args)
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that ``finally`` blocks and context managers
-    (the scratch directory, the unfinished output file) run before the process ends."""
+    return _repair(args, scratch)
 
 
 @contextlib.contextmanager
-def sigterm_unwinds() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Terminated` while the block runs.
-
-    Only from the main thread, and only when SIGTERM has its default action (a program that
-    embeds relabel and handles or ignores SIGTERM keeps its choice). A second SIGTERM while
-    the first one unwinds is ignored, so the clean-up is not cut short; SIGKILL still works.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous is not signal.SIG_DFL:
-        yield
-        return
-
-    def terminate(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated
-
-    signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-_HELD_BACK = {signal.SIGINT, signal.SIGTERM}
-
-
-@contextlib.contextmanager
-def _run_directory() -> Iterator[None]:
-    """Every temporary file of the run inside one private directory, removed at the end
-    with SIGINT and SIGTERM held back: a signal that lands while one of the run's temporary
-    directories is being removed would otherwise leave the rest of it behind."""
-    try:
-        parent = tempfile.mkdtemp(prefix="relabel-run-")
-    except OSError as exc:
-        raise ScratchError(tempfile.gettempdir(), exc.strerror or str(exc)) from None
-    previous = tempfile.tempdir
-    tempfile.tempdir = parent
-    try:
-        yield
-    finally:
-        tempfile.tempdir = previous
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_BACK)
-        try:
-            shutil.rmtree(parent, ignore_errors=True)
-        finally:
-            # a signal held back is delivered here, once there is nothing left to remove
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-
-
-@contextlib.contextmanager
-def interruptible() -> Iterator[None]:
-    """SIGTERM unwinds like SIGINT, and the run's temporary files go, whenever either
-    arrives. After SIGKILL only the run's directory under ``$TMPDIR`` can remain; the
-    output directory never holds a partial file (see relabel.archive.atomic_output)."""
-    with sigterm_unwinds(), _run_directory():
-        yield
+def interruptible() -> Iterator[Path]:
+    """SIGTERM unwinds like SIGINT, and the run's temporary files (all inside the one
+    private directory this yields) go, whenever either arrives. After SIGKILL only that
+    directory under ``$TMPDIR`` can remain; the output directory never holds a partial file
+    (see relabel.archive.atomic_output)."""
+    with sigterm_unwinds(), scratch_directory() as scratch:
+        yield scratch
 
 
 def _json_wanted(argv: Sequence[str]) -> bool:
@@ -541,8 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(report.error_json(exc.message))
         return 2
     try:
-        with interruptible():
-            return _run(args)
+        with interruptible() as scratch:
+            return _run(args, scratch)
     except RelabelError as exc:
         print(f"relabel: error: {exc}", file=sys.stderr)
         if args.command == "show" and args.json:

@@ -4,8 +4,10 @@ A :class:`Plan` lists the target tags, the libraries to graft (with their hash-m
 names), and one :class:`Patch` per ELF file, so that applying it is one patchelf call per
 file. When the requested policy cannot be met the plan carries every blocker instead
 (:func:`make_plan` raises :class:`~relabel.errors.PolicyError` for an explicit target and
-returns a "keep the linux tag" plan for ``auto``). No I/O happens here: file hashes come in
-as an argument.
+returns a "keep the linux tag" plan for ``auto``). An executable in ``.data/scripts/`` that
+needs grafted libraries moves into platlib (a :class:`Move`, with its patch), and
+:func:`launcher` is the script left in its place; :func:`retag` gives the repaired wheel's
+file name and WHEEL tags. No I/O happens here: file hashes come in as an argument.
 """
 
 from __future__ import annotations
@@ -15,16 +17,13 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from relabel.audit import (
-    INSTALL_LOCATION,
-    NOT_FOUND,
-    PATH_NEEDED,
-    Audit,
-    Finding,
-    Verdict,
-    installed_path,
-)
+from packaging.tags import Tag, parse_tag
+from packaging.utils import parse_wheel_filename
+
+from relabel import policy
+from relabel.audit import Audit, Finding, Kind, Verdict, installed_path
 from relabel.errors import PolicyError
+from relabel.report import advice
 from relabel.resolve import LIBPYTHON
 
 if TYPE_CHECKING:
@@ -78,15 +77,40 @@ class Move:
 
     Scripts are installed to a bin directory whose place relative to platlib is unknown, so
     no RPATH could reach the libraries from there. As auditwheel does, the executable moves
-    to ``<name>.scripts/`` in platlib and a small Python launcher takes its place.
+    to ``<name>.scripts/`` in platlib and a small Python launcher takes its place. A move
+    always comes with the patch that gives the executable its new RPATH.
     """
 
     member: str
     new_member: str
+    patch: Patch
+
+    def __post_init__(self) -> None:
+        if self.patch.member != self.member:
+            msg = f"the patch of moved {self.member!r} is for {self.patch.member!r}"
+            raise ValueError(msg)
 
 
 #: installers keep the subdirectories of scripts (bin/sub/name): those move as well
 SCRIPTS = re.compile(r"^[^/]+\.data/scripts/(.+)$")
+
+_LAUNCHER = """\
+#!python
+# Launcher written by relabel: the real executable lives in platlib next to the
+# libraries it needs, at {target!r}.
+import os
+import sys
+import sysconfig
+
+if __name__ == "__main__":
+    target = os.path.join(sysconfig.get_path("platlib"), {target!r})
+    os.execv(target, [target, *sys.argv[1:]])
+"""
+
+
+def launcher(move: Move) -> str:
+    """The Python script that takes a moved executable's place in ``.data/scripts/``."""
+    return _LAUNCHER.format(target=move.new_member)
 
 
 @dataclass(frozen=True)
@@ -99,6 +123,12 @@ class Plan:
     #: why the wheel keeps its linux tag (auto target, nothing reachable)
     unmet: tuple[Finding, ...] = ()
     notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        # every moved file is patched: its patch is among the plan's, whoever built it
+        missing = tuple(m.patch for m in self.moves if m.patch not in self.patches)
+        if missing:
+            object.__setattr__(self, "patches", self.patches + missing)
 
     @property
     def keeps_linux(self) -> bool:
@@ -179,7 +209,7 @@ def describe_blockers(findings: Sequence[Finding]) -> list[str]:
     lines: list[str] = []
     groups: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], list[Finding]] = {}
     for f in _unique(findings):
-        if f.kind == NOT_FOUND:
+        if f.kind == Kind.NOT_FOUND:
             groups.setdefault((f.searched, f.skipped), []).append(f)
         else:
             lines.append(f.describe())
@@ -196,50 +226,6 @@ def describe_blockers(findings: Sequence[Finding]) -> list[str]:
             + "".join(f"; skipped {path} ({why})" for path, why in skipped)
         )
     return lines
-
-
-def advice(blockers: Sequence[Finding]) -> str:
-    kinds = {f.kind for f in blockers}
-    tips = []
-    # bionic's version nodes are LIBC_<release>; glibc's are GLIBC_<version>
-    bionic = any(
-        f.kind == "symbol-version" and (f.version or "").startswith("LIBC_") for f in blockers
-    )
-    if bionic:
-        tips.append(
-            "build for the API level of the wheel's tag (the NDK's --target"
-            " <triple><api level>), or tag the wheel for the API level it needs"
-        )
-    levels = [f for f in blockers if f.kind == "android-api-level"]
-    if any(f.library is None for f in levels):  # a file's own note names a newer level
-        tips.append(
-            "tag the wheel for the API level its files were built for, or build them for"
-            " the tag's (the NDK's --target <triple><api level>)"
-        )
-    if any(f.library is not None for f in levels):
-        tips.append(
-            "tag the wheel for API level 24 or newer, or link the C++ runtime statically"
-            " (ANDROID_STL=c++_static)"
-        )
-    if "symbol-version" in kinds and not bionic:
-        tips.append(
-            "build on an older system (a manylinux container image) so the toolchain"
-            " links against older symbol versions"
-        )
-    if NOT_FOUND in kinds:
-        tips.append("make the missing libraries findable with library-dirs, or exclude them")
-    if "isa-level" in kinds:
-        tips.append("build for the baseline x86-64 instruction set (-march=x86-64)")
-    if "blacklisted-symbol" in kinds:
-        tips.append("stop using the blacklisted symbols")
-    if PATH_NEEDED in kinds:
-        tips.append("link against libraries that have a SONAME, so DT_NEEDED holds no path")
-    if INSTALL_LOCATION in kinds:
-        tips.append(
-            "ship files that need external libraries inside the package, not in .data/data"
-            " or .data/headers"
-        )
-    return ("To fix: " + "; ".join(tips) + ".") if tips else ""
 
 
 def install_dir(member: str) -> str:
@@ -313,7 +299,6 @@ def make_plan(
         script = SCRIPTS.match(node.member) if needs_libs and scripts_dir else None
         if script is not None:
             location = f"{scripts_dir}/{script[1]}"
-            moves.append(Move(node.member, location))
         member_dir = install_dir(location)
         entries = node.info.runpath or node.info.rpath
         kept = [e for e in entries if rpath_inside_wheel(e, install_dir(node.member))]
@@ -335,6 +320,8 @@ def make_plan(
         patch = Patch(node.member, None, replace, remove, set_rpath, remove_rpath, runpath, clear)
         if not patch.empty:
             patches.append(patch)
+        if location != node.member:
+            moves.append(Move(node.member, location, patch))
 
     deps = _dependencies(audit)
     path_entries = {
@@ -420,3 +407,59 @@ def _resolved(libraries: Mapping[str, Library], own: str | None) -> dict[str, st
     out.pop(own or "", None)
     out.update((s, lib.path) for s, lib in libraries.items())
     return out
+
+
+def retag(
+    filename: str,
+    tag_lines: Sequence[str],
+    new_platforms: Sequence[str],
+    arch: str,
+    *,
+    libc_free: bool = False,
+) -> tuple[str, list[str]]:
+    """New file name and WHEEL Tag lines for a wheel repaired to ``new_platforms``.
+
+    The name keeps its interpreter and ABI tags. Of its platform tags for ``arch``, only
+    those the repair vouches for stay: the new ones and older policies of the same C
+    library, which a wheel meeting a newer one meets too. ``linux_<arch>`` goes, and so
+    does any claim the audit contradicts (a vendor-renamed ``manylinux1`` wheel that needs
+    a newer glibc). The Tag lines are exactly the tags the new name stands for: kept lines
+    in their order, then the new ones. With ``libc_free`` (no file of the wheel names a C
+    library: static executables), claims for the other C library's policies stay as well:
+    the audit judged one family, and such files run under both.
+    """
+    _, _, _, tags = parse_wheel_filename(filename)
+    targets = [policy.lookup(p) for p in new_platforms]
+
+    def vouched(platform: str) -> bool:
+        if platform in new_platforms:
+            return True
+        try:
+            claimed = policy.lookup(platform)
+        except KeyError:
+            return True  # not a Linux policy: nothing the audit could contradict
+        if claimed.arch != arch:
+            return True
+        if libc_free and not claimed.is_linux and all(claimed.libc != t.libc for t in targets):
+            return True
+        return any(
+            not claimed.is_linux and claimed.libc == t.libc and claimed.priority <= t.priority
+            for t in targets
+        )
+
+    old_platforms = sorted({t.platform for t in tags})
+    platforms = [p for p in old_platforms if vouched(p)]
+    platforms += [p for p in new_platforms if p not in platforms]
+    if "any" in platforms and len(platforms) > 1:
+        platforms.remove("any")
+    pairs = sorted({(t.interpreter, t.abi) for t in tags})
+    wanted = {Tag(i, a, p) for i, a in pairs for p in platforms}
+    lines: list[str] = []
+    for line in tag_lines:
+        lines += [str(t) for t in sorted(parse_tag(line), key=str) if t in wanted]
+    for interpreter, abi in pairs:
+        lines += [f"{interpreter}-{abi}-{p}" for p in platforms]
+    lines = list(dict.fromkeys(lines))
+    # the file name spells the interpreter, ABI and build parts as it did
+    head = filename[: -len(".whl")].rsplit("-", 1)[0]
+    return f"{head}-{'.'.join(sorted(platforms))}.whl", lines

@@ -15,19 +15,9 @@ import json
 import posixpath
 from typing import TYPE_CHECKING, Any
 
+from relabel import floor
 from relabel.arch import is_glibc_libc, is_musl_interpreter, is_musl_libc
-from relabel.audit import (
-    BLACKLISTED,
-    ISA,
-    MUSL_SYMBOL,
-    PYFPE,
-    REPAIRABLE,
-    UCS2,
-    Audit,
-    Finding,
-    Verdict,
-)
-from relabel.plan import advice
+from relabel.audit import REPAIRABLE, Audit, Finding, Kind, Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -42,40 +32,6 @@ def _policy_range(names: Sequence[str]) -> str:
     if len(names) <= 2:
         return ", ".join(names)
     return f"{names[0]} ... {names[-1]} ({len(names)} policies)"
-
-
-def target_verdict(audit: Audit, plat: str) -> Verdict:
-    if plat == "auto":
-        return audit.overall
-    try:
-        return audit.verdict(plat)
-    except KeyError:
-        return audit.linux
-
-
-def meets_target(analysis: Analysis, plat: str) -> bool:
-    """Does the wheel, unchanged, meet ``plat`` (or any manylinux/musllinux for auto)?"""
-    if analysis.audit is None:
-        return True
-    audit = analysis.audit
-    if plat == "auto":
-        return not audit.overall.policy.is_linux
-    verdict = target_verdict(audit, plat)
-    return not verdict.policy.is_linux and verdict.meets_as_is
-
-
-def target_name(analysis: Analysis, plat: str) -> str:
-    if analysis.audit is None or plat == "auto":
-        return "manylinux/musllinux"
-    return target_verdict(analysis.audit, plat).policy.name
-
-
-def blocker_lines(analysis: Analysis, plat: str) -> list[str]:
-    if analysis.audit is None:
-        return []
-    audit = analysis.audit
-    verdict = audit.most_permissive if plat == "auto" else target_verdict(audit, plat)
-    return [f.describe() for f in dict.fromkeys(verdict.findings)]
 
 
 def _group(findings: Sequence[Finding], stricter: Sequence[str]) -> list[str]:
@@ -97,6 +53,51 @@ def _group(findings: Sequence[Finding], stricter: Sequence[str]) -> list[str]:
             text = str(described)
         lines.append(f"  {text}\n      rules out {_policy_range(list(blocked))}")
     return lines
+
+
+def advice(blockers: Sequence[Finding]) -> str:
+    """One sentence of what to change so that ``blockers`` go away (empty: no tip)."""
+    kinds = {f.kind for f in blockers}
+    tips = []
+    # bionic's version nodes are LIBC_<release>; glibc's are GLIBC_<version>
+    bionic = any(
+        f.kind == Kind.SYMBOL_VERSION and (f.version or "").startswith("LIBC_") for f in blockers
+    )
+    if bionic:
+        tips.append(
+            "build for the API level of the wheel's tag (the NDK's --target"
+            " <triple><api level>), or tag the wheel for the API level it needs"
+        )
+    levels = [f for f in blockers if f.kind == Kind.ANDROID_API]
+    if any(f.library is None for f in levels):  # a file's own note names a newer level
+        tips.append(
+            "tag the wheel for the API level its files were built for, or build them for"
+            " the tag's (the NDK's --target <triple><api level>)"
+        )
+    if any(f.library is not None for f in levels):
+        tips.append(
+            "tag the wheel for API level 24 or newer, or link the C++ runtime statically"
+            " (ANDROID_STL=c++_static)"
+        )
+    if Kind.SYMBOL_VERSION in kinds and not bionic:
+        tips.append(
+            "build on an older system (a manylinux container image) so the toolchain"
+            " links against older symbol versions"
+        )
+    if Kind.NOT_FOUND in kinds:
+        tips.append("make the missing libraries findable with library-dirs, or exclude them")
+    if Kind.ISA in kinds:
+        tips.append("build for the baseline x86-64 instruction set (-march=x86-64)")
+    if Kind.BLACKLISTED in kinds:
+        tips.append("stop using the blacklisted symbols")
+    if Kind.PATH_NEEDED in kinds:
+        tips.append("link against libraries that have a SONAME, so DT_NEEDED holds no path")
+    if Kind.INSTALL_LOCATION in kinds:
+        tips.append(
+            "ship files that need external libraries inside the package, not in .data/data"
+            " or .data/headers"
+        )
+    return ("To fix: " + "; ".join(tips) + ".") if tips else ""
 
 
 def _judged_against(audit: Audit, target: str, source: str | None) -> str:
@@ -206,7 +207,7 @@ def _allowed_by_symbols(audit: Audit, versions: Mapping[str, Iterable[str]]) -> 
         if v.policy.is_linux
         or (
             all(v.policy.allows_symbol_version(x) for x in wanted)
-            and not any(f.kind == MUSL_SYMBOL for f in v.findings)
+            and not any(f.kind == Kind.MUSL_SYMBOL for f in v.findings)
         )
     )
 
@@ -246,7 +247,7 @@ def _policy_upgrades(audit: Audit) -> dict[str, dict[str, Any]]:
             entry["libs_to_eliminate"] = sorted(verdict.external)
         blacklisted: dict[str, set[str]] = {}
         for f in verdict.findings:
-            if f.kind == BLACKLISTED and f.library and f.symbol:
+            if f.kind == Kind.BLACKLISTED and f.library and f.symbol:
                 blacklisted.setdefault(f.library, set()).add(f.symbol)
         if blacklisted:
             entry["blacklisted_symbols"] = {k: sorted(v) for k, v in sorted(blacklisted.items())}
@@ -260,7 +261,7 @@ def _unsupported_isa(audit: Audit) -> bool:
     weakest = audit.most_permissive.policy
     if weakest.is_linux:
         return False
-    return any(f.kind == ISA and weakest.name in f.blocks for f in audit.findings())
+    return any(f.kind == Kind.ISA and weakest.name in f.blocks for f in audit.findings())
 
 
 def target_label(analysis: Analysis, plat: str) -> str:
@@ -290,8 +291,8 @@ def as_json(analysis: Analysis, target: str = "auto") -> dict[str, Any]:
         "pure": False,
         "overall_tag": audit.overall.policy.name,
         "sym_tag": sym.policy.name,
-        "pyfpe": PYFPE in kinds,
-        "ucs2": UCS2 in kinds,
+        "pyfpe": Kind.PYFPE in kinds,
+        "ucs2": Kind.UCS2 in kinds,
         "unsupported_isa": _unsupported_isa(audit),
         "versioned_symbols": {k: sorted(v) for k, v in sorted(symbols.items())},
         "external_libs": dict(sorted(external.items())),
@@ -302,7 +303,7 @@ def as_json(analysis: Analysis, target: str = "auto") -> dict[str, Any]:
         "findings": [
             {
                 "file": f.file,
-                "kind": f.kind,
+                "kind": str(f.kind),
                 "library": f.library,
                 "symbol": f.symbol,
                 "version": f.version,
@@ -361,6 +362,15 @@ def _why(result: Result) -> str:
     reasons = list(dict.fromkeys(f.describe() for f in stricter.blockers))
     more = f" and {len(reasons) - 2} more" if len(reasons) > 2 else ""
     return f"{stricter.policy.name} is out of reach: " + "; ".join(reasons[:2]) + more
+
+
+def render_floor(result: Result) -> str:
+    """What lowering the glibc floor did, one ``relabel:`` line each ("" when it was off:
+    what it would do is among the notes)."""
+    lowered = result.analysis.glibc_floor
+    if lowered is None or lowered.setting == floor.OFF:
+        return ""
+    return "\n".join(f"relabel:   {line}" for line in lowered.lines())
 
 
 def render_unmet(result: Result) -> str:
