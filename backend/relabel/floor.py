@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -560,7 +562,7 @@ def lower_file(source: Path, dest: Path, plan: FilePlan, patchelf: str) -> elf.E
     f = facts(image, plan.path)
     if f.arch is None:
         raise LowerError(f"{plan.path}: only x86_64 and aarch64 files are lowered")
-    backup = source.read_bytes() if source == dest else None
+    backup = _keep(source) if source == dest else None
     try:
         verneed.apply(source, dest, plan.rewrite(), patchelf)
         info = elf.read_elf(dest, plan.path)
@@ -580,12 +582,29 @@ def lower_file(source: Path, dest: Path, plan: FilePlan, patchelf: str) -> elf.E
     except BaseException:
         _restore(dest, backup)
         raise
+    if backup is not None:
+        backup.unlink()
     return info
 
 
-def _restore(dest: Path, backup: bytes | None) -> None:
+def _keep(source: Path) -> Path:
+    """A second name for ``source``'s bytes, on disk rather than in memory.
+
+    :func:`relabel.verneed.apply` replaces the file by a rename, never writes into it, so a
+    hard link keeps the original; a copy does where links are not allowed.
+    """
+    backup = source.with_name(source.name + ".floor-orig")
+    backup.unlink(missing_ok=True)
+    try:
+        os.link(source, backup)
+    except OSError:
+        shutil.copyfile(source, backup)
+    return backup
+
+
+def _restore(dest: Path, backup: Path | None) -> None:
     if backup is not None:
-        dest.write_bytes(backup)
+        backup.replace(dest)
     else:
         dest.unlink(missing_ok=True)
 
