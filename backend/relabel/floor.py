@@ -743,6 +743,16 @@ def _wheel_facts(files: Mapping[str, Path]) -> tuple[list[Facts], list[tuple[str
     return found, skipped
 
 
+def _needs_above(all_facts: Iterable[Facts], release: Version) -> bool:
+    """Whether any file needs a glibc version (or version marker) newer than ``release``."""
+    for f in all_facts:
+        for _file, version, _used in f.version_needs:
+            v = glibc_version(version)
+            if v is not None and v > release:
+                return True
+    return False
+
+
 def for_wheel(
     files: Mapping[str, Path], setting: str, allow: Iterable[str], patchelf: str | None
 ) -> WheelFloor:
@@ -751,6 +761,10 @@ def for_wheel(
     allow = tuple(allow)
     parsed = parse_setting(setting)
     all_facts, skipped = _wheel_facts(files)
+    if parsed in (OFF, AUTO) and not _needs_above(all_facts, releases()[0]):
+        # Nothing is above the oldest release covered: no release is lower to reach, and the
+        # symbol tables (the costly part of the data) need not be built.
+        return WheelFloor(str(parsed), None, (), (), (), tuple(skipped))
     if parsed in (OFF, AUTO):
         lowest_plans = [lowest(f, allow) for f in all_facts]
         current = [plan_file(f, (9999,), allow).reached for f in all_facts]
