@@ -1,11 +1,11 @@
 """A CycloneDX SBOM of the libraries a repair grafts, written to ``.dist-info/sboms/``.
 
 For each grafted file the system package that installed it is looked up with the package
-manager that owns the machine (``dpkg-query``, ``rpm``, ``apk``) and recorded as a package
-URL, with the file's SHA-256. A file no package manager knows is still listed, by name and
-hash. The document has no timestamp or random serial number, so the same repair gives the
-same bytes. Package-manager queries are the only I/O here; arguments go to ``subprocess``
-as lists, never through a shell.
+manager that owns the machine (the dpkg database, read as ``dpkg-query`` reads it, else
+``rpm``, ``apk``) and recorded as a package URL, with the file's SHA-256. A file no package
+manager knows is still listed, by name and hash. The document has no timestamp or random
+serial number, so the same repair gives the same bytes. Package databases and queries are
+the only I/O here; arguments go to ``subprocess`` as lists, never through a shell.
 """
 
 from __future__ import annotations
