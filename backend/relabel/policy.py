@@ -18,7 +18,6 @@ Android policies are not among :func:`policies_for`'s or :func:`known_names`'s.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import functools
 import json
@@ -419,6 +418,13 @@ def _neighbours(stem: str, arch: str | None) -> list[str]:
     return [*older[-1:], *newer[:1]]
 
 
+def _close(word: str, candidates: list[str] | tuple[str, ...], n: int) -> list[str]:
+    # difflib costs more to import than the policy table takes to build; only errors use it
+    import difflib  # noqa: PLC0415
+
+    return difflib.get_close_matches(word, candidates, n=n)
+
+
 def _unknown_name(name: str) -> str:
     index = _index()
     names = list(index)
@@ -428,12 +434,10 @@ def _unknown_name(name: str) -> str:
     )
     if arch is not None:
         stem = name[: -len(arch) - 1]
-        close = _neighbours(stem, arch) or difflib.get_close_matches(stem, names, n=3)
+        close = _neighbours(stem, arch) or _close(stem, names, 3)
         matches = [f"{match}_{arch}" for match in close if arch in index[match][2]]
     else:
-        matches = _neighbours(name, None) or difflib.get_close_matches(
-            name, [*names, *_all_tags()], n=3
-        )
+        matches = _neighbours(name, None) or _close(name, [*names, *_all_tags()], 3)
     if matches:
         hint = "did you mean " + " or ".join(repr(m) for m in matches) + "?"
     else:
@@ -443,7 +447,7 @@ def _unknown_name(name: str) -> str:
 
 def _missing_on(name: str, arch: str, arches: tuple[str, ...]) -> str:
     text = f"{name} does not exist on {arch}; it exists on {', '.join(arches)}"
-    close = difflib.get_close_matches(arch, arches, n=1)
+    close = _close(arch, arches, 1)
     if arch not in ARCHITECTURES and close:
         text += f" (did you mean {name}_{close[0]}?)"
     return text
