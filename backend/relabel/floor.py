@@ -34,11 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import elf, verneed
+from . import elf
 from .errors import RelabelError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
+
+    from . import verneed
 
 
 Version = tuple[int, ...]
@@ -298,6 +300,8 @@ class FilePlan:
     pin: tuple[str, str] | None = None
 
     def rewrite(self) -> verneed.Rewrite:
+        from . import verneed  # noqa: PLC0415 - see _wheel_facts
+
         return verneed.Rewrite(
             tuple(
                 verneed.Retarget(c.index, c.symbol, c.new_name, c.new_file, c.new_version)
@@ -558,6 +562,8 @@ def lower_file(source: Path, dest: Path, plan: FilePlan, patchelf: str) -> elf.E
     """
     if plan.target is None:
         raise LowerError(f"{plan.path}: no target glibc")
+    from . import verneed  # noqa: PLC0415 - see _wheel_facts
+
     image = verneed.read(source)
     f = facts(image, plan.path)
     if f.arch is None:
@@ -724,6 +730,10 @@ class WheelFloor:
 
 
 def _wheel_facts(files: Mapping[str, Path]) -> tuple[list[Facts], list[tuple[str, str]]]:
+    # the editor's reader is imported only when there is an ELF file to read: a pure wheel
+    # does not pay for it
+    from . import verneed  # noqa: PLC0415
+
     found, skipped = [], []
     for member, path in files.items():
         try:
