@@ -236,3 +236,19 @@ def test_aarch64_lowered_file_runs_on_2_31_and_2_41_under_qemu(tmp_path: Path) -
     shutil.copy(built, tmp_path / "lowered.so")
     control = run([*loaders["2.31"], "./drv17"], cwd=tmp_path, env=_env())
     assert "version `GLIBC_2.34' not found (required by ./lowered.so)" in control.stdout
+
+
+OLD_C = "#include <string.h>\nunsigned long old_len(const char *s) { return strlen(s); }\n"
+
+
+@pytest.mark.parametrize("setting", [floor.OFF, floor.AUTO])
+def test_a_wheel_at_the_oldest_release_skips_the_symbol_data(tmp_path: Path, setting: str) -> None:
+    """Nothing above glibc 2.17: nothing to lower, and the symbol tables are never built."""
+    old = gcc_shared(OLD_C, tmp_path / "libold.so")
+    assert floor.facts(verneed.read(old)).version_needs, "the fixture needs a libc version"
+    before = old.read_bytes()
+    floor.table.cache_clear()
+    done = floor.for_wheel({"pkg/libold.so": old}, setting, (), None)
+    assert floor.table.cache_info().currsize == 0
+    assert (done.target, done.lowered, done.lines()) == (None, (), [])
+    assert old.read_bytes() == before

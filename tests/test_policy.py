@@ -375,3 +375,13 @@ def test_oracle_picks_the_same_policy(arch: str) -> None:
         ours = next(p for p in policies if p.allows_symbol_version(version))
         theirs = wheel_policies.versioned_symbols_policy({"libdemo.so": {version}})
         assert ours.name == theirs.name, version
+
+
+def test_one_architecture_builds_only_its_own_policies() -> None:
+    from relabel import policy
+
+    policy.policies_for.cache_clear()
+    policy._policies.cache_clear()
+    policy.policies_for(Libc.GLIBC, "aarch64")
+    assert policy.lookup("manylinux_2_17_aarch64") is not None
+    assert policy._policies.cache_info().currsize == 1

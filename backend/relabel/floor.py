@@ -26,17 +26,21 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import elf, verneed
+from . import elf
 from .errors import RelabelError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
+
+    from . import verneed
 
 
 Version = tuple[int, ...]
@@ -296,6 +300,8 @@ class FilePlan:
     pin: tuple[str, str] | None = None
 
     def rewrite(self) -> verneed.Rewrite:
+        from . import verneed  # noqa: PLC0415 - see _wheel_facts
+
         return verneed.Rewrite(
             tuple(
                 verneed.Retarget(c.index, c.symbol, c.new_name, c.new_file, c.new_version)
@@ -556,11 +562,13 @@ def lower_file(source: Path, dest: Path, plan: FilePlan, patchelf: str) -> elf.E
     """
     if plan.target is None:
         raise LowerError(f"{plan.path}: no target glibc")
+    from . import verneed  # noqa: PLC0415 - see _wheel_facts
+
     image = verneed.read(source)
     f = facts(image, plan.path)
     if f.arch is None:
         raise LowerError(f"{plan.path}: only x86_64 and aarch64 files are lowered")
-    backup = source.read_bytes() if source == dest else None
+    backup = _keep(source) if source == dest else None
     try:
         verneed.apply(source, dest, plan.rewrite(), patchelf)
         info = elf.read_elf(dest, plan.path)
@@ -580,12 +588,29 @@ def lower_file(source: Path, dest: Path, plan: FilePlan, patchelf: str) -> elf.E
     except BaseException:
         _restore(dest, backup)
         raise
+    if backup is not None:
+        backup.unlink()
     return info
 
 
-def _restore(dest: Path, backup: bytes | None) -> None:
+def _keep(source: Path) -> Path:
+    """A second name for ``source``'s bytes, on disk rather than in memory.
+
+    :func:`relabel.verneed.apply` replaces the file by a rename, never writes into it, so a
+    hard link keeps the original; a copy does where links are not allowed.
+    """
+    backup = source.with_name(source.name + ".floor-orig")
+    backup.unlink(missing_ok=True)
+    try:
+        os.link(source, backup)
+    except OSError:
+        shutil.copyfile(source, backup)
+    return backup
+
+
+def _restore(dest: Path, backup: Path | None) -> None:
     if backup is not None:
-        dest.write_bytes(backup)
+        backup.replace(dest)
     else:
         dest.unlink(missing_ok=True)
 
@@ -705,6 +730,10 @@ class WheelFloor:
 
 
 def _wheel_facts(files: Mapping[str, Path]) -> tuple[list[Facts], list[tuple[str, str]]]:
+    # the editor's reader is imported only when there is an ELF file to read: a pure wheel
+    # does not pay for it
+    from . import verneed  # noqa: PLC0415
+
     found, skipped = [], []
     for member, path in files.items():
         try:
@@ -724,6 +753,16 @@ def _wheel_facts(files: Mapping[str, Path]) -> tuple[list[Facts], list[tuple[str
     return found, skipped
 
 
+def _needs_above(all_facts: Iterable[Facts], release: Version) -> bool:
+    """Whether any file needs a glibc version (or version marker) newer than ``release``."""
+    for f in all_facts:
+        for _file, version, _used in f.version_needs:
+            v = glibc_version(version)
+            if v is not None and v > release:
+                return True
+    return False
+
+
 def for_wheel(
     files: Mapping[str, Path], setting: str, allow: Iterable[str], patchelf: str | None
 ) -> WheelFloor:
@@ -732,6 +771,10 @@ def for_wheel(
     allow = tuple(allow)
     parsed = parse_setting(setting)
     all_facts, skipped = _wheel_facts(files)
+    if parsed in (OFF, AUTO) and not _needs_above(all_facts, releases()[0]):
+        # Nothing is above the oldest release covered: no release is lower to reach, and the
+        # symbol tables (the costly part of the data) need not be built.
+        return WheelFloor(str(parsed), None, (), (), (), tuple(skipped))
     if parsed in (OFF, AUTO):
         lowest_plans = [lowest(f, allow) for f in all_facts]
         current = [plan_file(f, (9999,), allow).reached for f in all_facts]

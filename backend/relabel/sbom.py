@@ -1,11 +1,11 @@
 """A CycloneDX SBOM of the libraries a repair grafts, written to ``.dist-info/sboms/``.
 
 For each grafted file the system package that installed it is looked up with the package
-manager that owns the machine (``dpkg-query``, ``rpm``, ``apk``) and recorded as a package
-URL, with the file's SHA-256. A file no package manager knows is still listed, by name and
-hash. The document has no timestamp or random serial number, so the same repair gives the
-same bytes. Package-manager queries are the only I/O here; arguments go to ``subprocess``
-as lists, never through a shell.
+manager that owns the machine (the dpkg database, read as ``dpkg-query`` reads it, else
+``rpm``, ``apk``) and recorded as a package URL, with the file's SHA-256. A file no package
+manager knows is still listed, by name and hash. The document has no timestamp or random
+serial number, so the same repair gives the same bytes. Package databases and queries are
+the only I/O here; arguments go to ``subprocess`` as lists, never through a shell.
 """
 
 from __future__ import annotations
@@ -81,8 +81,104 @@ def _aliases(path: str) -> list[str]:
 
 
 def _dpkg_all(paths: Sequence[str], distro: str) -> dict[str, Provider] | None:
-    """Owners of ``paths`` from the dpkg database, in two dpkg-query calls for all of them.
-    None when this is not a dpkg system."""
+    """Owners of ``paths`` from the dpkg database. None when this is not a dpkg system.
+
+    The database is read directly, as ``dpkg-query -S`` and ``-W`` read it: starting
+    dpkg-query costs more than a repair of a small wheel. Where it is not in the plain state
+    this reader knows (pending journal entries, unreadable files), dpkg-query answers.
+    """
+    admin = Path(os.environ.get("DPKG_ADMINDIR") or "/var/lib/dpkg")
+    if shutil.which("dpkg-query") is None:
+        return None
+    try:
+        owners = _dpkg_database(admin, paths, distro)
+    except (OSError, ValueError):
+        owners = None
+    return owners if owners is not None else _dpkg_query(paths, distro)
+
+
+#: up to this many paths, each package's file list is searched for each path; beyond it,
+#: split into lines once (a split costs about as much as eight searches for a name)
+_SCANS = 8
+
+
+def _dpkg_database(admin: Path, paths: Sequence[str], distro: str) -> dict[str, Provider] | None:
+    """:func:`_dpkg_all` from the files under ``admin``; None where they cannot be trusted."""
+    if any(p.name != "tmp.i" for p in (admin / "updates").glob("*")):
+        return None  # an interrupted dpkg run: the status file is not the whole truth
+    twins = {path: [alias.encode() for alias in _aliases(path)] for path in paths}
+    owners: dict[bytes, set[str]] = {alias: set() for pair in twins.values() for alias in pair}
+    # a path and its /usr twin end alike: one search for the common tail finds both
+    tails = [
+        (b"/" + path.rpartition("/")[2].encode() + b"\n", pair) for path, pair in twins.items()
+    ]
+    for listing in (admin / "info").glob("*.list"):
+        data = b"\n" + listing.read_bytes() + b"\n"
+        if len(tails) <= _SCANS:
+            near = [a for tail, pair in tails if tail in data for a in pair]
+            hits = {a for a in near if b"\n" + a + b"\n" in data}
+        else:
+            hits = set(owners).intersection(data.split(b"\n"))
+        for alias in hits:
+            owners[alias].add(listing.name[: -len(".list")])
+    diversions = admin / "diversions"
+    diverted = set(diversions.read_bytes().splitlines()) if diversions.exists() else set()
+    status = (admin / "status").read_bytes()
+    found: dict[str, Provider] = {}
+    known = {p: _dpkg_status(status, p) for p in set().union(*owners.values())}
+    for alias, packages in owners.items():
+        # a list file of a package the status file does not have installed is a leftover,
+        # which dpkg-query does not read
+        owners[alias] = {p for p in packages if known[p] is not None}
+    for path in paths:
+        owner = _dpkg_owner(path, owners, diverted)
+        fields = None if owner is None else known[owner]
+        if fields is not None:
+            name, version, arch = fields
+            purl = f"pkg:deb/{distro}/{quote(name)}@{quote(version)}?arch={quote(arch)}"
+            found[path] = Provider(name, version, purl)
+    return found
+
+
+def _dpkg_owner(path: str, owners: Mapping[bytes, set[str]], diverted: set[bytes]) -> str | None:
+    """The package ``dpkg-query -S`` names first for ``path`` or its /usr twin.
+
+    A path some package lists alone has that owner; one several list is skipped for its
+    twin; a diverted path (``dpkg-divert``) has no single owner, and is left unattributed.
+    """
+    for alias in _aliases(path):
+        key = alias.encode()
+        if key in diverted:
+            return None
+        if len(owners[key]) == 1:
+            return next(iter(owners[key]))
+    return None
+
+
+def _dpkg_status(status: bytes, package: str) -> tuple[str, str, str] | None:
+    """(Package, Version, Architecture) of ``package`` (``name`` or ``name:arch``, as its
+    ``.list`` file is named) from the status file; None when it is not installed."""
+    name, _, arch = package.partition(":")
+    at = 0
+    head = b"Package: " + name.encode() + b"\n"
+    while True:
+        at = status.find(head, at)
+        if at == -1:
+            return None
+        if at == 0 or status[at - 1 : at] == b"\n":
+            end = status.find(b"\n\n", at)
+            stanza = status[at : len(status) if end == -1 else end].decode("utf-8", "replace")
+            pairs = (line.partition(": ") for line in stanza.splitlines())
+            fields = {key: value for key, sep, value in pairs if sep and key[:1] != " "}
+            known = not fields.get("Status", "").endswith(" not-installed")
+            if known and (not arch or fields.get("Architecture") == arch):
+                return name, fields.get("Version", ""), fields.get("Architecture", "")
+        at += len(head)
+
+
+def _dpkg_query(paths: Sequence[str], distro: str) -> dict[str, Provider] | None:
+    """Owners of ``paths`` from two dpkg-query calls for all of them (the database could not
+    be read directly). None when this is not a dpkg system."""
     if shutil.which("dpkg-query") is None:
         return None
     asked = {alias: path for path in paths for alias in _aliases(path)}

@@ -16,7 +16,8 @@ Only 64-bit little-endian files (x86_64, aarch64) are handled; anything else is 
 It shares the format's numbers with :mod:`relabel.elf` (:mod:`relabel.elf.gabi`) but not
 its reader, on purpose. That reader answers "what does this file need" from bounded
 ``pread`` calls and keeps no positions; this module must know the file offset of every
-record it may rewrite, holds the whole file in a ``bytearray`` it edits in place, and reads
+record it may rewrite, maps the whole file (read-only to report, writable only for the private
+copy it rewrites, so only the pages of the tables it touches are ever read), and maps
 it again after patchelf has moved tables. Every file it sees has been read by
 :func:`relabel.elf.read_elf` first (the audit reads every file before the floor is
 lowered), so the stricter checks happen there once; tying the floor to that reader's
@@ -25,13 +26,14 @@ private layout would make either change the other's behaviour.
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Union
 
 from .elf.gabi import (
     DT_GNU_HASH,
@@ -65,6 +67,9 @@ MAX_SYMBOLS = 1 << 22
 MAX_VERSIONS = 1 << 14
 VERNEED_SIZE = 16
 VERNAUX_SIZE = 16
+
+#: the bytes of a file: a mapping of it, or a copy in memory (tests)
+Data = Union[bytes, bytearray, mmap.mmap]
 
 
 def elf_hash(name: bytes) -> int:
@@ -128,7 +133,7 @@ class Image:
 
     path: str
     machine: int
-    data: bytearray
+    data: Data
     loads: list[tuple[int, int, int, int]]  # (vaddr, memsz, offset, filesz)
     dynamic_offset: int
     dynamic: list[tuple[int, int]]
@@ -163,7 +168,7 @@ class Image:
         return None
 
 
-def _cstring(data: bytes | bytearray, base: int, size: int, offset: int, path: str) -> str:
+def _cstring(data: Data, base: int, size: int, offset: int, path: str) -> str:
     if not 0 <= offset < size:
         raise ElfError(path, f"string offset {offset} outside .dynstr ({size} bytes)")
     end = data.find(b"\0", base + offset, base + size)
@@ -191,14 +196,25 @@ def _vaddr_of(loads: Sequence[tuple[int, int, int, int]], offset: int) -> int | 
 
 
 def read(path: str | os.PathLike[str]) -> Image:
-    """Parse the dynamic symbol and version tables of the file at ``path``."""
-    shown = str(path)
-    data = bytearray(Path(path).read_bytes())
-    return parse(data, shown)
+    """Parse the dynamic symbol and version tables of the file at ``path``.
+
+    The file is mapped, not copied: only the pages of the tables are read, so a 150 MiB
+    library costs a few pages of memory, not its size.
+    """
+    return parse(_map(path, writable=False), str(path))
+
+
+def _map(path: str | os.PathLike[str], *, writable: bool) -> Data:
+    with Path(path).open("r+b" if writable else "rb") as fh:
+        if os.fstat(fh.fileno()).st_size < 64:
+            # mmap refuses an empty file; anything this short is no ELF file anyway
+            return fh.read()
+        access = mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ
+        return mmap.mmap(fh.fileno(), 0, access=access)
 
 
 def _segments(
-    data: bytearray, shown: str
+    data: Data, shown: str
 ) -> tuple[int, list[tuple[int, int, int, int]], int, list[tuple[int, int]]]:
     """e_machine, the PT_LOAD mappings, and the dynamic array (offset, entries before DT_NULL)."""
     if len(data) < 64 or data[:4] != ELF_MAGIC:
@@ -236,7 +252,7 @@ def _segments(
     return machine, loads, dyn_offset, dynamic
 
 
-def parse(data: bytearray, shown: str) -> Image:
+def parse(data: Data, shown: str) -> Image:
     """Parse a whole file held in ``data`` (edited in place by :func:`apply`)."""
     machine, loads, dyn_offset, dynamic = _segments(data, shown)
     values: dict[int, int] = {}
@@ -273,7 +289,7 @@ def parse(data: bytearray, shown: str) -> Image:
             raise ElfError(shown, f"DT_VERNEEDNUM {num} is implausible")
         verneed_offset = _offset_of(loads, values[DT_VERNEED], VERNEED_SIZE, shown)
         verneed, verneed_size = parse_verneed(
-            bytes(data),
+            data,
             verneed_offset,
             num,
             lambda o: _cstring(data, stroff, strsz, o, shown),
@@ -302,7 +318,7 @@ def parse(data: bytearray, shown: str) -> Image:
     )
 
 
-def _section_symbol_count(data: bytearray, values: dict[int, int]) -> int:
+def _section_symbol_count(data: Data, values: dict[int, int]) -> int:
     """Entries of the SHT_DYNSYM section at DT_SYMTAB, when section headers exist.
 
     A GNU hash table covers only the symbols a file exports: an executable exporting
@@ -324,7 +340,7 @@ def _section_symbol_count(data: bytearray, values: dict[int, int]) -> int:
 
 
 def _symbol_count(
-    data: bytearray, loads: list[tuple[int, int, int, int]], values: dict[int, int], shown: str
+    data: Data, loads: list[tuple[int, int, int, int]], values: dict[int, int], shown: str
 ) -> int:
     """Number of dynamic symbols, as ld.so would bound them: DT_HASH nchain or DT_GNU_HASH."""
     if DT_HASH in values:
@@ -360,7 +376,7 @@ def _symbol_count(
 
 
 def parse_verneed(
-    data: bytes, offset: int, count: int, name_at: Callable[[int], str], shown: str
+    data: Data, offset: int, count: int, name_at: Callable[[int], str], shown: str
 ) -> tuple[list[Verneed], int]:
     """Parse ``count`` Verneed records at ``offset``; returns them and the bytes they span."""
     groups: list[Verneed] = []
@@ -419,7 +435,7 @@ def serialise_verneed(groups: Sequence[Verneed], offset_of: Callable[[str], int]
 
 
 def _verdef_indices(
-    data: bytearray, loads: list[tuple[int, int, int, int]], values: dict[int, int], shown: str
+    data: Data, loads: list[tuple[int, int, int, int]], values: dict[int, int], shown: str
 ) -> set[int]:
     out: set[int] = set()
     at = _offset_of(loads, values[DT_VERDEF], 20, shown)
@@ -561,9 +577,9 @@ def apply(source: Path, dest: Path, rewrite: Rewrite, patchelf: str) -> None:
             for name in missing:
                 args += ["--remove-needed", name]
             _patchelf(patchelf, args, tmp)
-        image = read(tmp)
+        image = parse(_map(tmp, writable=True), str(tmp))
         _write(image, groups, new_index, rewrite, old_strtab if add else None)
-        tmp.write_bytes(image.data)
+        _close(image.data)
         tmp.replace(dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -579,6 +595,9 @@ def _write(
 ) -> None:
     if image.verneed_offset is None or image.versym_offset is None:
         raise RewriteError("the file has no symbol version tables")
+    data = image.data
+    if isinstance(data, bytes):
+        raise RewriteError("the file was read, not mapped for writing")
 
     def offset_of(text: str) -> int:
         at = image.find_string(text)
@@ -593,12 +612,10 @@ def _write(
     blob = serialise_verneed(groups, offset_of)
     if len(blob) <= image.verneed_size:
         where = image.verneed_offset
-        image.data[where : where + image.verneed_size] = blob + b"\0" * (
-            image.verneed_size - len(blob)
-        )
+        data[where : where + image.verneed_size] = blob + b"\0" * (image.verneed_size - len(blob))
     else:
         where = _freed_place(image, freed, len(blob))
-        image.data[where : where + len(blob)] = blob
+        data[where : where + len(blob)] = blob
         _set_dynamic(image, DT_VERNEED, _vaddr(image, where))
     _set_dynamic(image, DT_VERNEEDNUM, len(groups))
     _update_section_header(image, where, len(blob), len(groups))
@@ -612,6 +629,13 @@ def _write(
             struct.pack_into(
                 "<I", image.data, image.symtab_offset + 24 * rt.index, offset_of(rt.new_name)
             )
+
+
+def _close(data: Data) -> None:
+    """Write a writable mapping's edits back to its file and release it."""
+    if isinstance(data, mmap.mmap):
+        data.flush()
+        data.close()
 
 
 def _freed_place(image: Image, freed: tuple[int | None, int] | None, size: int) -> int:

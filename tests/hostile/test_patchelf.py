@@ -7,6 +7,7 @@ scratch directory, which is removed, and no output wheel is written.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,16 @@ def test_failing_patchelf_through_the_backend(
     patched = log.read_text().split()
     assert patched  # patchelf was run, on files that are gone now
     assert all(not Path(p).exists() for p in patched)
+
+
+def test_patchelf_is_looked_up_once_by_concurrent_callers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads asking at once start ``patchelf --version`` once, not once each."""
+    log = tmp_path / "calls.log"
+    slow = f'echo "$@" >> "{log}"; sleep 0.2; echo "patchelf 0.18.0"\n'
+    monkeypatch.setenv("RELABEL_PATCHELF", str(fake_tool(tmp_path / "patchelf", slow)))
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda _: relabel.patchelf.find(), range(8)))
+    assert found == [str(tmp_path / "patchelf")] * 8
+    assert log.read_text().splitlines() == ["--version"]

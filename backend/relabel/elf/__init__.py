@@ -10,13 +10,13 @@ file is refused (patchelf would rewrite the one the loader does not read). A fil
 PT_DYNAMIC loads nothing (a static executable, an object file); a file with a PT_DYNAMIC
 whose tables cannot be read is refused, never taken to need nothing.
 
-This is the only package that uses pyelftools, and only for its tables of names
-(``EM_X86_64``, ``ET_DYN``...); the file is read with ``struct`` and ``pread``, only what
-is needed. Files come from wheels built elsewhere, so every table must lie
-inside the file, every loop is bounded by the file's size, no read or allocation is bigger
-than the file, and names are looked up under a budget; anything else is an
-:class:`~relabel.errors.ElfError`, never a hang or another exception. It never executes
-anything, never follows ``DT_NEEDED``, and knows nothing of policies.
+The file is read with ``struct`` and ``pread``, only what is needed; the header values are
+named (``EM_X86_64``, ``ET_DYN``...) from the tables in :mod:`relabel.elf.gabi`. Files come
+from wheels built elsewhere, so every table must lie inside the file, every loop is bounded
+by the file's size, no read or allocation is bigger than the file, and names are looked up
+under a budget; anything else is an :class:`~relabel.errors.ElfError`, never a hang or
+another exception. It never executes anything, never follows ``DT_NEEDED``, and knows
+nothing of policies.
 
 The package is split by what each part owns: :mod:`~relabel.elf.layout` (headers, bounded
 reads, the PT_LOAD mapping), :mod:`~relabel.elf.dynamic` (the dynamic array, version

@@ -17,14 +17,18 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
-from elftools.elf.enums import ENUM_E_MACHINE, ENUM_E_TYPE, ENUM_EI_OSABI
-
-from relabel.elf.gabi import ELF_MAGIC, PN_XNUM, PT_LOAD, SHF_COMPRESSED, SHN_XINDEX
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
+from relabel.elf.gabi import (
+    E_MACHINE_NAMES,
+    E_TYPE_NAMES,
+    EI_OSABI_NAMES,
+    ELF_MAGIC,
+    PN_XNUM,
+    PT_LOAD,
+    SHF_COMPRESSED,
+    SHN_XINDEX,
+)
 
 
 class MalformedError(Exception):
@@ -80,15 +84,6 @@ class Segment:
     filesz: int
     memsz: int
     align: int
-
-
-def _names(enum: Mapping[str, object]) -> dict[int, str]:
-    """pyelftools' value -> name table (where two names share a value, the last one, as
-    pyelftools' own decoding does); values it does not know are shown as numbers."""
-    return {value: name for name, value in enum.items() if isinstance(value, int)}
-
-
-_MACHINES, _TYPES, _OSABIS = _names(ENUM_E_MACHINE), _names(ENUM_E_TYPE), _names(ENUM_EI_OSABI)
 
 
 @dataclass(frozen=True)
@@ -175,9 +170,9 @@ def read_layout(file: File) -> Layout:
     return Layout(
         endian,
         elf_class,
-        _MACHINES.get(machine, str(machine)),
-        _OSABIS.get(head[7], str(head[7])),
-        _TYPES.get(fields[0], str(fields[0])),
+        E_MACHINE_NAMES.get(machine, str(machine)),
+        EI_OSABI_NAMES.get(head[7], str(head[7])),
+        E_TYPE_NAMES.get(fields[0], str(fields[0])),
         flags,
         sections,
         segments,
