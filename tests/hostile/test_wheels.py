@@ -531,16 +531,17 @@ def test_unreadable_input_simulated(
 ) -> None:
     """The same refusal where chmod cannot stop the reader (root): opening the wheel fails."""
     wheel = write_zip(wheel_path(tmp_path), ext_wheel(fixtures))
-    real_open = zipfile.io.open  # type: ignore[attr-defined]
+    real_open = Path.open
     refused = []
 
-    def guarded_open(file: object, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        if isinstance(file, (str, os.PathLike)) and Path(file).resolve() == wheel.resolve():
-            refused.append(file)
-            raise PermissionError(13, "Permission denied", str(file))
-        return real_open(file, *args, **kwargs)
+    def guarded_open(self: Path, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if self.resolve() == wheel.resolve():
+            refused.append(self)
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(zipfile.io, "open", guarded_open)  # type: ignore[attr-defined]
+    # Path.open, not io.open: before 3.11 pathlib bound io.open when it was imported
+    monkeypatch.setattr(Path, "open", guarded_open)
     run.refused(wheel, "Permission denied")
     assert refused  # the wheel really was opened, and refused
 
