@@ -125,15 +125,22 @@ def _extension(name: str, body: str, call: str, probe: bool = True) -> str:
     """An extension module ``name`` whose ``value()`` returns ``call``; ``relabel_probe()``
     returns it too, for the installed-layout check (not where ``call`` may raise)."""
     exported = f"int relabel_probe(void) {{ return (int)({call}); }}" if probe else ""
+    # PyInit_ calls getenv so that the module needs libc.so.6 as every real extension does
+    # (gcc links with --as-needed here): before CPython 3.11 the extension suffix does not
+    # name the C library, and auditwheel then has nothing to go by.
     return f"""
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdlib.h>
 {body}
 {exported}
 static PyObject *value(PyObject *self, PyObject *args) {{ return PyLong_FromLong({call}); }}
 static PyMethodDef methods[] = {{{{"value", value, METH_NOARGS, ""}}, {{NULL, NULL, 0, NULL}}}};
 static struct PyModuleDef mod = {{PyModuleDef_HEAD_INIT, "{name}", NULL, -1, methods}};
-PyMODINIT_FUNC PyInit_{name}(void) {{ return PyModule_Create(&mod); }}
+PyMODINIT_FUNC PyInit_{name}(void) {{
+    (void)getenv("PYTHONPATH");
+    return PyModule_Create(&mod);
+}}
 """
 
 
