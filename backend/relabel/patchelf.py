@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from relabel._process import ask
 from relabel.errors import PatchelfError, ToolError
 
 if TYPE_CHECKING:
@@ -35,16 +36,8 @@ _VERSION = re.compile(r"patchelf\s+(\d+)\.(\d+)(?:\.(\d+))?")
 
 
 def _version_of(path: str) -> tuple[int, int, int] | None:
-    try:
-        proc = subprocess.run(
-            [path, "--version"],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+    proc = ask([path, "--version"], timeout=60)
+    if proc is None:
         return None
     match = _VERSION.search(proc.stdout + proc.stderr)
     if proc.returncode != 0 or not match:
@@ -161,7 +154,8 @@ def arguments(patch: Patch) -> list[str]:
     return args
 
 
-def _run(command: list[str], what: str, error: type[ToolError]) -> None:
+def run(command: list[str], what: str, error: type[ToolError] = PatchelfError) -> None:
+    """Run a tool that edits ``what``; its failure is ``error``, naming the file."""
     try:
         proc = subprocess.run(
             command, capture_output=True, text=True, errors="replace", check=False
@@ -199,11 +193,11 @@ def apply(patch: Patch, path: Path, output: Path | None = None) -> None:
         # patchelf --set-rpath rewrites the first entry only, and ld.so reads the last
         # DT_RPATH; within one call --remove-rpath wins over --set-rpath, hence two calls
         clear = ["--remove-rpath"] + ([] if output is None else ["--output", str(output)])
-        _run([find(), *clear, str(path)], patch.member, PatchelfError)
+        run([find(), *clear, str(path)], patch.member, PatchelfError)
         path, output = (path, None) if output is None else (output, None)
     if output is not None:
         args += ["--output", str(output)]
-    _run([find(), *args, str(path)], patch.member, PatchelfError)
+    run([find(), *args, str(path)], patch.member, PatchelfError)
 
 
 def strip(path: Path, what: str) -> None:
@@ -212,7 +206,7 @@ def strip(path: Path, what: str) -> None:
     if tool is None:
         raise ToolError("strip is needed for the 'strip' option and was not found on PATH")
     _require_section_headers(path, what, "strip")
-    _run([tool, "-s", str(path)], what, ToolError)
+    run([tool, "-s", str(path)], what, ToolError)
 
 
 def has_section_headers(path: Path) -> bool | None:

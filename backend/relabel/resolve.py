@@ -34,7 +34,6 @@ import dataclasses
 import glob
 import os
 import re
-import subprocess
 import sys
 from collections import deque
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from relabel._process import ask
 from relabel.arch import (
     MUSL_LOADER,
     is_glibc_libc,
@@ -182,17 +182,9 @@ class Resolver:
         interp = python.interpreter
         if not interp or "ld-musl-" in interp or not python.same_platform(info):
             return None
-        try:
-            # glibc 2.33+; prints dl_dst_lib and dl_platform, the values of the two tokens
-            proc = subprocess.run(
-                [interp, "--list-diagnostics"],
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=30,
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
+        # glibc 2.33+; prints dl_dst_lib and dl_platform, the values of the two tokens
+        proc = ask([interp, "--list-diagnostics"], timeout=30)
+        if proc is None:
             return None
         found = dict(_DIAGNOSTICS.findall(proc.stdout))
         if proc.returncode != 0 or set(found) != {"dl_dst_lib", "dl_platform"}:

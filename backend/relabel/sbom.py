@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relabel import __version__
+from relabel._process import ask
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -38,17 +38,9 @@ def _query(command: Sequence[str], *, partial: bool = False) -> str | None:
     the output of a command that also reports some misses through its exit status)."""
     if shutil.which(command[0]) is None:
         return None
-    try:
-        # Package databases hold whatever bytes packagers wrote: never fail on decoding.
-        proc = subprocess.run(
-            command,
-            capture_output=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+    # Package databases hold whatever bytes packagers wrote: never fail on decoding.
+    proc = ask(command, timeout=60)
+    if proc is None:
         return None
     return proc.stdout if proc.returncode == 0 or partial else None
 

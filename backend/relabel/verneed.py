@@ -30,7 +30,6 @@ import mmap
 import os
 import shutil
 import struct
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
@@ -56,7 +55,8 @@ from .elf.gabi import (
     SHT_GNU_VERNEED,
     VERSYM_HIDDEN,
 )
-from .errors import ElfError, PatchelfError
+from .errors import ElfError
+from .patchelf import run
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -479,15 +479,8 @@ class RewriteError(Exception):
 
 
 def _patchelf(patchelf: str, args: list[str], path: Path) -> None:
-    command = [patchelf, *args, str(path)]
-    proc = subprocess.run(command, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise PatchelfError(
-            f"patchelf failed on {path.name}",
-            command=command,
-            returncode=proc.returncode,
-            stderr=proc.stderr,
-        )
+    # patchelf.run: a failure to start it, and output that is not UTF-8, are clean errors too
+    run([patchelf, *args, str(path)], path.name)
 
 
 def plan_layout(image: Image, rewrite: Rewrite) -> tuple[list[Verneed], dict[int, int]]:
