@@ -379,6 +379,22 @@ def test_build_wheel_builds_in_a_private_directory_and_leaves_others_alone(
     assert not inner_dir.exists(), "the private build directory was not removed"
 
 
+def test_a_wheel_of_the_same_name_from_an_earlier_build_is_replaced(
+    new_project: ProjectFactory, dist: Path, tmp_path: Path
+) -> None:
+    # The inner backend builds into a private directory, so the wheel being repaired is
+    # never the one in wheel_directory: replacing a stale wheel there is the build's job.
+    platform_wheel = _platform_wheel(tmp_path / "prebuilt-platform")
+    project = new_project(wheel=platform_wheel)
+    first = build_meta.build_wheel(str(dist))
+    fresh = (dist / first).read_bytes()
+    (dist / first).write_bytes(b"a stale wheel of the same name")
+    assert build_meta.build_wheel(str(dist)) == first
+    assert (dist / first).read_bytes() == fresh
+    for call in project.calls("build_wheel"):
+        assert Path(call["wheel_directory"]).resolve() != dist.resolve()
+
+
 def test_build_wheel_forwards_the_metadata_directory(project: FakeProject, dist: Path) -> None:
     metadata = dist.parent / "metadata"
     metadata.mkdir()

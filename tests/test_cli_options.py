@@ -7,33 +7,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from packaging.utils import parse_wheel_filename
 
-from . import installed
-from .conftest import EXT_SUFFIX, Fixtures, make_wheel
-
-
-def relabel(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("AUDITWHEEL_")}
-    environ.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-m", "relabel", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        check=False,
-    )
-    if proc.returncode == 0:
-        installed.check_command(args, proc.stdout, proc.stderr, environ)
-    return proc
-
-
-def platforms(wheel: Path) -> set[str]:
-    return {t.platform for t in parse_wheel_filename(wheel.name)[3]}
+from .cli_support import platforms, relabel
+from .conftest import EXT_SUFFIX, PY_TAG, Fixtures, make_wheel
 
 
 @pytest.fixture
@@ -235,3 +214,102 @@ def test_zip_level_message_names_no_type(foo_wheel: Path) -> None:
     assert proc.returncode == 2
     assert "expected a compression level from 0 to 9, got '12'" in proc.stderr
     assert "str" not in proc.stderr.split("error:")[-1]
+
+
+# -- a repair never replaces its input ------------------------------------------------------
+def unchanged(directory: Path) -> dict[str, tuple[bytes, int, int]]:
+    """What a directory holds, down to each file's inode and modification time."""
+    return {
+        p.name: (p.read_bytes(), p.stat().st_ino, p.stat().st_mtime_ns) for p in directory.iterdir()
+    }
+
+
+def assert_refused_in_place(proc: subprocess.CompletedProcess[str], wheel: Path) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("relabel: error: cannot write the repaired wheel as ")
+    assert f"that is the input wheel {wheel} itself" in proc.stderr
+    assert "Choose another output directory (-w/--wheel-dir); nothing was written." in (proc.stderr)
+    assert proc.stderr.count("\n") == 1, "one paragraph"
+
+
+def test_repair_without_new_tags_into_the_input_directory_is_refused(foo_wheel: Path) -> None:
+    # the repaired wheel keeps the input's name: auditwheel writes it over the input
+    before = unchanged(foo_wheel.parent)
+    proc = relabel("repair", "--no-update-tags", "-w", str(foo_wheel.parent), str(foo_wheel))
+    assert_refused_in_place(proc, foo_wheel)
+    assert unchanged(foo_wheel.parent) == before
+
+
+def test_the_input_directory_is_recognised_however_it_is_spelled(
+    foo_wheel: Path, tmp_path: Path
+) -> None:
+    before = unchanged(foo_wheel.parent)
+    (tmp_path / "link").symlink_to(foo_wheel.parent)
+    through_link = relabel(
+        "repair", "--no-update-tags", "-w", "../link", foo_wheel.name, cwd=foo_wheel.parent
+    )
+    assert_refused_in_place(through_link, Path(foo_wheel.name))
+    relative = relabel(
+        "repair", "--no-update-tags", "-w", ".", foo_wheel.name, cwd=tmp_path / "link"
+    )
+    assert_refused_in_place(relative, Path(foo_wheel.name))
+    # the input named through a link to a file in the output directory
+    (tmp_path / "elsewhere").mkdir()
+    alias = tmp_path / "elsewhere" / foo_wheel.name
+    alias.symlink_to(foo_wheel)
+    linked = relabel("repair", "--no-update-tags", "-w", str(foo_wheel.parent), str(alias))
+    assert_refused_in_place(linked, alias)
+    assert unchanged(foo_wheel.parent) == before
+
+
+def test_a_hard_link_in_the_output_directory_is_not_the_input(
+    foo_wheel: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "wheelhouse"
+    out.mkdir()
+    (out / foo_wheel.name).hardlink_to(foo_wheel)
+    before = foo_wheel.read_bytes()
+    proc = relabel("repair", "--no-update-tags", "-w", str(out), str(foo_wheel))
+    assert proc.returncode == 0, proc.stderr
+    assert foo_wheel.read_bytes() == before  # the new wheel took the name, not the file
+    assert (out / foo_wheel.name).read_bytes() != before
+
+
+def test_an_already_compliant_wheel_is_not_rewritten_in_place(
+    fixtures: Fixtures, tmp_path: Path
+) -> None:
+    wheel = make_wheel(
+        tmp_path / "in",
+        {f"_plain{EXT_SUFFIX}": fixtures.ext_plain},
+        name="plain",
+        tag=f"{PY_TAG}-{PY_TAG}-manylinux1_x86_64.manylinux_2_5_x86_64",
+    )
+    before = unchanged(wheel.parent)
+    proc = relabel("repair", "-w", str(wheel.parent), str(wheel))
+    assert_refused_in_place(proc, wheel)
+    assert unchanged(wheel.parent) == before
+    # into another directory it is repaired to the same name
+    elsewhere = relabel("repair", "-w", str(tmp_path / "out"), str(wheel))
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [wheel.name]
+
+
+def test_wheels_passed_through_unchanged_stay_in_place(foo_wheel: Path, tmp_path: Path) -> None:
+    pure = make_wheel(foo_wheel.parent, {"demo/__init__.py": b""}, tag="py3-none-any", purelib=True)
+    before = unchanged(foo_wheel.parent)
+    kept = relabel("repair", "--allow-pure-python-wheel", "-w", str(pure.parent), str(pure))
+    assert kept.returncode == 0, kept.stderr
+    assert "no ELF files; wheel passed through unchanged" in kept.stdout
+    linux = relabel(
+        "repair",
+        "--plat",
+        "linux_x86_64",
+        "--only-plat",
+        "-w",
+        str(foo_wheel.parent),
+        str(foo_wheel),
+    )
+    assert linux.returncode == 0, linux.stderr
+    assert f"kept its linux tag; written as {foo_wheel.name}" in linux.stdout
+    assert unchanged(foo_wheel.parent) == before
