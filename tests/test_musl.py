@@ -307,6 +307,18 @@ def test_musl_host_is_asked_through_its_loader(tmp_path: Path) -> None:
         assert real is not None and real[0][:2] >= (1, 2)
 
 
+def test_a_loader_that_cannot_run_or_prints_other_bytes_is_read_cleanly(tmp_path: Path) -> None:
+    assert musl._run_loader(str(tmp_path / "missing")) == ""
+    loader = tmp_path / "ld-musl-x86_64.so.1"
+    loader.write_bytes(
+        b"#!/bin/sh\nprintf 'musl libc (x86_64)\\nVersion 1.2.4\\n\\377\\n' >&2\nexit 1\n"
+    )
+    loader.chmod(0o755)
+    text = musl._run_loader(str(loader))
+    assert "\ufffd" in text
+    assert musl.parse_loader_banner(text) == (1, 2, 4)
+
+
 # --- wheels ---------------------------------------------------------------------------
 
 
