@@ -22,7 +22,16 @@ from relabel.errors import PolicyError
 from relabel.repair import Options, analyze, repair
 
 from .conftest import EXT_SUFFIX, make_wheel
-from .graph_support import dynamic, extension, library, load_installed, member_dynamic, members
+from .graph_support import (
+    build_root,
+    dynamic,
+    extension,
+    library,
+    linked,
+    load_installed,
+    member_dynamic,
+    members,
+)
 
 COL = "int col(void) {{ return {value}; }}\n"
 
@@ -41,11 +50,7 @@ class Graph:
 
 @pytest.fixture(scope="session")
 def graph(tmp_path_factory: pytest.TempPathFactory) -> Graph:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is needed to build the ELF fixtures")
-    root = tmp_path_factory.mktemp("graph")
-    src = root / "src"
-    src.mkdir()
+    root, src = build_root(tmp_path_factory, "graph")
     col_dirs = (root / "col1", root / "col2", root / "col3")
     library(col_dirs[0] / "libcol.so.1", "libcol.so.1", COL.format(value=1), src=src)
     library(col_dirs[1] / "libcol.so.1", "libcol.so.1", COL.format(value=2), src=src)
@@ -57,11 +62,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Graph:
             f"_c{i}",
             "int col(void);",
             "col()",
-            "-L",
-            str(d),
-            "-l:libcol.so.1",
-            "-Wl,--enable-new-dtags",
-            f"-Wl,-rpath,{d}",
+            *linked(d / "libcol.so.1", runpath=True),
             cwd=src,
         )
         for i, d in enumerate(col_dirs, 1)
@@ -72,12 +73,10 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Graph:
         libs / "libA.so.1",
         "libA.so.1",
         "int b(void);\nint a(void) { return b() + 1; }\n",
-        "-L",
-        str(libs),
-        "-l:libB.so.1",
+        *linked(libs / "libB.so.1"),
         src=src,
     )
-    link_a = ["-L", str(libs), "-l:libA.so.1", f"-Wl,-rpath-link,{libs}"]
+    link_a = [*linked(libs / "libA.so.1"), f"-Wl,-rpath-link,{libs}"]
     ext_a = extension(
         root / "build" / "pkg",
         "_a",
@@ -105,11 +104,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Graph:
         "_pf",
         "int foo(void);",
         "foo()",
-        "-L",
-        str(foo_dir),
-        "-l:libfoo.so.1",
-        "-Wl,--enable-new-dtags",
-        f"-Wl,-rpath,{foo_dir}",
+        *linked(foo_dir / "libfoo.so.1", runpath=True),
         cwd=src,
     )
     return Graph(

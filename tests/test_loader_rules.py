@@ -22,7 +22,7 @@ from relabel.repair import Options, analyze, repair
 from relabel.resolve import Resolver
 
 from .conftest import EXT_SUFFIX, PY_TAG, make_wheel
-from .graph_support import extension, library, member_dynamic
+from .graph_support import build_root, extension, library, linked, member_dynamic
 
 RELABEL = (sys.executable, "-m", "relabel")
 
@@ -48,11 +48,7 @@ def _run(cmd: list[str], cwd: Path | None = None) -> None:
 
 @pytest.fixture(scope="session")
 def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is needed to build the ELF fixtures")
-    root = tmp_path_factory.mktemp("rules")
-    src = root / "src"
-    src.mkdir()
+    root, src = build_root(tmp_path_factory, "rules")
     foo_dir = root / "foo"
     library(foo_dir / "libfoo.so.1", "libfoo.so.1", "int foo(void) { return 42; }\n", src=src)
     ext_nopath = extension(
@@ -60,9 +56,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
         "_np",
         "int foo(void);",
         "foo()",
-        "-L",
-        str(foo_dir),
-        "-l:libfoo.so.1",
+        *linked(foo_dir / "libfoo.so.1"),
         cwd=src,
     )
     build = root / "build"
