@@ -9,8 +9,6 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from packaging.utils import parse_wheel_filename
-
 from . import installed
 
 if TYPE_CHECKING:
@@ -36,8 +34,3 @@ def relabel(
     if proc.returncode == 0:
         installed.check_command(args, proc.stdout, proc.stderr, environ, cwd)
     return proc
-
-
-def platforms(wheel: Path) -> set[str]:
-    """The platform tags of ``wheel``'s file name."""
-    return {t.platform for t in parse_wheel_filename(wheel.name)[3]}

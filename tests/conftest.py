@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.utils import parse_wheel_filename
 
 from . import installed
 
@@ -348,6 +349,11 @@ def make_wheel(
         info.external_attr = 0o100644 << 16
         zf.writestr(info, record)
     return path
+
+
+def platforms(wheel: Path) -> set[str]:
+    """The platform tags of ``wheel``'s file name."""
+    return {t.platform for t in parse_wheel_filename(wheel.name)[3]}
 
 
 def _expand(tag: str) -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .cli_support import platforms, relabel
-from .conftest import EXT_SUFFIX, Fixtures, make_wheel
+from .cli_support import relabel
+from .conftest import EXT_SUFFIX, Fixtures, make_wheel, platforms
 
 
 def test_show_text_explains_and_exits_1_when_not_compliant(

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from .cli_support import platforms, relabel
-from .conftest import EXT_SUFFIX, PY_TAG, Fixtures, make_wheel
+from .cli_support import relabel
+from .conftest import EXT_SUFFIX, PY_TAG, Fixtures, make_wheel, platforms
 
 
 @pytest.fixture

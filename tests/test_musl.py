@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from packaging.utils import parse_wheel_filename
 
 from relabel import musl, policy, report
 from relabel.audit import Kind, audit
@@ -25,7 +24,7 @@ from relabel.elf import ElfInfo, SymbolNeed, read_elf
 from relabel.repair import Options, analyze, repair
 from relabel.resolve import Node
 
-from .conftest import _run, make_wheel
+from .conftest import _run, make_wheel, platforms
 
 
 def _musl_extension(name: str, body: str, call: str) -> str:
@@ -322,10 +321,6 @@ def test_a_loader_that_cannot_run_or_prints_other_bytes_is_read_cleanly(tmp_path
 # --- wheels ---------------------------------------------------------------------------
 
 
-def _platforms(wheel: Path) -> set[str]:
-    return {t.platform for t in parse_wheel_filename(wheel.name)[3]}
-
-
 def test_wheel_calling_1_2_functions_is_musllinux_1_2(
     musl_files: MuslFiles, tmp_path: Path
 ) -> None:
@@ -345,7 +340,7 @@ def test_wheel_calling_1_2_functions_is_musllinux_1_2(
     assert data["repair_tag"] == "musllinux_1_2_x86_64"
     assert data["sym_tag"] == "musllinux_1_2_x86_64"  # musl's evidence is its symbols
     out = repair(wheel, tmp_path / "out", Options()).output
-    assert _platforms(out) == {"musllinux_1_2_x86_64"}
+    assert platforms(out) == {"musllinux_1_2_x86_64"}
     # asking for the older tag is refused, naming the symbols
     from relabel.errors import RelabelError
 
@@ -362,7 +357,7 @@ def test_wheel_calling_only_old_functions_is_musllinux_1_1(
     assert analysis.audit.repairable.policy.name == "musllinux_1_1_x86_64"
     assert not [f for f in analysis.audit.findings() if f.kind == Kind.MUSL_SYMBOL]
     out = repair(wheel, tmp_path / "out", Options()).output
-    assert _platforms(out) == {"musllinux_1_1_x86_64"}
+    assert platforms(out) == {"musllinux_1_1_x86_64"}
 
 
 @pytest.mark.parametrize("needed", ["libc.so", "libm.so", "libpthread.so.0"])
@@ -382,7 +377,7 @@ def test_names_musl_answers_with_itself_are_not_external(
     assert verdict.policy.name == "musllinux_1_1_x86_64"
     assert not verdict.external
     out = repair(wheel, tmp_path / "out", Options()).output
-    assert _platforms(out) == {"musllinux_1_1_x86_64"}
+    assert platforms(out) == {"musllinux_1_1_x86_64"}
     with zipfile.ZipFile(out) as zf:
         assert not [n for n in zf.namelist() if ".libs/" in n]
 
@@ -398,7 +393,7 @@ def test_grafted_library_counts(musl_files: MuslFiles, tmp_path: Path) -> None:
     ]
     assert (finding.file, finding.symbol) == ("libnew.so.1", "reallocarray")
     out = repair(wheel, tmp_path / "out", options).output
-    assert _platforms(out) == {"musllinux_1_2_x86_64"}
+    assert platforms(out) == {"musllinux_1_2_x86_64"}
     with zipfile.ZipFile(out) as zf:
         assert any(n.startswith("demo.libs/libnew") for n in zf.namelist())
     # the repaired wheel, bundled library inside, keeps its verdict
@@ -419,7 +414,7 @@ def test_time64_wheel_on_i686_is_musllinux_1_2(musl_files: MuslFiles, tmp_path: 
     ] == [("pkg/_t64.so", "__clock_gettime64")]
     assert analysis.audit.overall.policy.name == "musllinux_1_2_i686"
     out = repair(wheel, tmp_path / "out", Options()).output
-    assert _platforms(out) == {"musllinux_1_2_i686"}
+    assert platforms(out) == {"musllinux_1_2_i686"}
 
 
 def test_old_host_musl_keeps_1_2_out_of_reach(
