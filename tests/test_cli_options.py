@@ -224,43 +224,44 @@ def unchanged(directory: Path) -> dict[str, tuple[bytes, int, int]]:
     }
 
 
-def assert_refused_in_place(proc: subprocess.CompletedProcess[str], wheel: Path) -> None:
+def assert_refused_in_place(
+    directory: Path, *args: str, shown: Path, cwd: Path | None = None
+) -> None:
+    """``relabel repair ARGS`` refuses to write over its input wheel (named as ``shown``),
+    in one paragraph, and leaves ``directory`` as it was."""
+    before = unchanged(directory)
+    proc = relabel("repair", *args, cwd=cwd)
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
     assert proc.stderr.startswith("relabel: error: cannot write the repaired wheel as ")
-    assert f"that is the input wheel {wheel} itself" in proc.stderr
+    assert f"that is the input wheel {shown} itself" in proc.stderr
     assert "Choose another output directory (-w/--wheel-dir); nothing was written." in (proc.stderr)
     assert proc.stderr.count("\n") == 1, "one paragraph"
+    assert unchanged(directory) == before
 
 
 def test_repair_without_new_tags_into_the_input_directory_is_refused(foo_wheel: Path) -> None:
     # the repaired wheel keeps the input's name: auditwheel writes it over the input
-    before = unchanged(foo_wheel.parent)
-    proc = relabel("repair", "--no-update-tags", "-w", str(foo_wheel.parent), str(foo_wheel))
-    assert_refused_in_place(proc, foo_wheel)
-    assert unchanged(foo_wheel.parent) == before
+    here = foo_wheel.parent
+    assert_refused_in_place(
+        here, "--no-update-tags", "-w", str(here), str(foo_wheel), shown=foo_wheel
+    )
 
 
 def test_the_input_directory_is_recognised_however_it_is_spelled(
     foo_wheel: Path, tmp_path: Path
 ) -> None:
-    before = unchanged(foo_wheel.parent)
-    (tmp_path / "link").symlink_to(foo_wheel.parent)
-    through_link = relabel(
-        "repair", "--no-update-tags", "-w", "../link", foo_wheel.name, cwd=foo_wheel.parent
-    )
-    assert_refused_in_place(through_link, Path(foo_wheel.name))
-    relative = relabel(
-        "repair", "--no-update-tags", "-w", ".", foo_wheel.name, cwd=tmp_path / "link"
-    )
-    assert_refused_in_place(relative, Path(foo_wheel.name))
+    here, name = foo_wheel.parent, foo_wheel.name
+    (tmp_path / "link").symlink_to(here)
+    through_link = ("--no-update-tags", "-w", "../link", name)
+    assert_refused_in_place(here, *through_link, shown=Path(name), cwd=here)
+    relative = ("--no-update-tags", "-w", ".", name)
+    assert_refused_in_place(here, *relative, shown=Path(name), cwd=tmp_path / "link")
     # the input named through a link to a file in the output directory
     (tmp_path / "elsewhere").mkdir()
-    alias = tmp_path / "elsewhere" / foo_wheel.name
+    alias = tmp_path / "elsewhere" / name
     alias.symlink_to(foo_wheel)
-    linked = relabel("repair", "--no-update-tags", "-w", str(foo_wheel.parent), str(alias))
-    assert_refused_in_place(linked, alias)
-    assert unchanged(foo_wheel.parent) == before
+    assert_refused_in_place(here, "--no-update-tags", "-w", str(here), str(alias), shown=alias)
 
 
 def test_a_hard_link_in_the_output_directory_is_not_the_input(
@@ -285,10 +286,7 @@ def test_an_already_compliant_wheel_is_not_rewritten_in_place(
         name="plain",
         tag=f"{PY_TAG}-{PY_TAG}-manylinux1_x86_64.manylinux_2_5_x86_64",
     )
-    before = unchanged(wheel.parent)
-    proc = relabel("repair", "-w", str(wheel.parent), str(wheel))
-    assert_refused_in_place(proc, wheel)
-    assert unchanged(wheel.parent) == before
+    assert_refused_in_place(wheel.parent, "-w", str(wheel.parent), str(wheel), shown=wheel)
     # into another directory it is repaired to the same name
     elsewhere = relabel("repair", "-w", str(tmp_path / "out"), str(wheel))
     assert elsewhere.returncode == 0, elsewhere.stderr
