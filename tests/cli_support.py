@@ -5,13 +5,13 @@ check (see :mod:`tests.installed`)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 from . import installed
+from .conftest import run_module
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Mapping
     from pathlib import Path
 
@@ -23,14 +23,7 @@ def relabel(
     ``AUDITWHEEL_PLAT``, which changes the default target), plus ``env``."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AUDITWHEEL_")}
     environ.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-m", "relabel", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        cwd=cwd,
-        check=False,
-    )
+    proc = run_module("relabel", *args, env=environ, cwd=cwd)
     if proc.returncode == 0:
         installed.check_command(args, proc.stdout, proc.stderr, environ, cwd)
     return proc

@@ -297,6 +297,26 @@ def _executable(src: Path, bindir: Path, libdir: Path) -> Path:
     return out
 
 
+def run_module(
+    module: str,
+    *args: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` (relabel, auditwheel) as a user runs it: output captured as
+    text, whatever the exit status; ``env`` replaces the environment when given."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def record_hash(data: bytes) -> str:
     digest = hashlib.sha256(data).digest()
     return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -21,7 +21,7 @@ import pytest
 from relabel.errors import PolicyError
 from relabel.repair import Options, analyze, repair
 
-from .conftest import EXT_SUFFIX, make_wheel
+from .conftest import EXT_SUFFIX, make_wheel, run_module
 from .graph_support import (
     build_root,
     dynamic,
@@ -122,13 +122,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Graph:
 def _auditwheel(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "auditwheel", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    return run_module("auditwheel", *args, env=env)
 
 
 # ---------------------------------------------------------------------------------------
@@ -234,12 +228,7 @@ def test_bundled_library_found_through_the_loaders_rpath(graph: Graph, tmp_path:
 def test_bundled_layout_agrees_with_auditwheel_show(graph: Graph, tmp_path: Path) -> None:
     pytest.importorskip("auditwheel")
     wheel = _bundled(graph, tmp_path)
-    proc = subprocess.run(
-        [sys.executable, "-m", "relabel", "show", "--json", str(wheel)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_module("relabel", "show", "--json", wheel)
     assert proc.returncode == 0, proc.stderr
     ours = json.loads(proc.stdout)
     theirs_proc = _auditwheel("show", "--json", str(wheel))
@@ -374,12 +363,7 @@ def test_two_members_installed_to_one_place_are_refused(graph: Graph, tmp_path: 
             f"demo-1.0.data/platlib/pkg/_pf{EXT_SUFFIX}": graph.ext_foo,
         },
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "relabel", "show", str(wheel)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_module("relabel", "show", wheel)
     assert proc.returncode == 2
     assert "both install to" in proc.stderr
     assert "Traceback" not in proc.stderr

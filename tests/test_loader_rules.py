@@ -21,10 +21,8 @@ from relabel.plan import describe_blockers
 from relabel.repair import Options, analyze, repair
 from relabel.resolve import Resolver
 
-from .conftest import EXT_SUFFIX, PY_TAG, make_wheel
+from .conftest import EXT_SUFFIX, PY_TAG, make_wheel, run_module
 from .graph_support import build_root, extension, library, linked, member_dynamic
-
-RELABEL = (sys.executable, "-m", "relabel")
 
 
 @dataclass(frozen=True)
@@ -119,14 +117,7 @@ def relabel(
         if k not in ("LD_LIBRARY_PATH", "AUDITWHEEL_LD_LIBRARY_PATH")
         and not k.startswith("RELABEL")
     }
-    return subprocess.run(
-        [*RELABEL, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        cwd=cwd,
-        check=False,
-    )
+    return run_module("relabel", *args, env={**base, **(env or {})}, cwd=cwd)
 
 
 def auditwheel(
@@ -139,14 +130,7 @@ def auditwheel(
         if k not in ("LD_LIBRARY_PATH", "AUDITWHEEL_LD_LIBRARY_PATH")
     }
     base["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "auditwheel", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        cwd=cwd,
-        check=False,
-    )
+    return run_module("auditwheel", *args, env={**base, **(env or {})}, cwd=cwd)
 
 
 def show_json(wheel: Path, *args: str, **kwargs: object) -> dict[str, object]:

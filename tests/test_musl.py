@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import struct
-import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from relabel.elf import ElfInfo, SymbolNeed, read_elf
 from relabel.repair import Options, analyze, repair
 from relabel.resolve import Node
 
-from .conftest import _run, make_wheel, platforms
+from .conftest import _run, make_wheel, platforms, run_module
 
 
 def _musl_extension(name: str, body: str, call: str) -> str:
@@ -438,12 +437,7 @@ def test_auditwheel_differs_on_a_glibc_host(musl_files: MuslFiles, tmp_path: Pat
     every musl wheel against the newest musllinux only. relabel reads the symbols."""
     pytest.importorskip("auditwheel")
     wheel = make_wheel(tmp_path / "in", {f"pkg/{musl_files.old_ext.name}": musl_files.old_ext})
-    proc = subprocess.run(
-        [sys.executable, "-m", "auditwheel", "show", "--json", str(wheel)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_module("auditwheel", "show", "--json", wheel)
     assert proc.returncode == 0, proc.stderr
     import json
 
