@@ -159,36 +159,26 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Fixtures:
         (src / name).write_text(text)
     cc = ["gcc", "-shared", "-fPIC", "-O1"]
     _run([*cc, "-Wl,-soname,libfoo.so.1", "-o", str(libdir / "libfoo.so.1"), "foo.c"], src)
-    _run(
-        [
-            *cc,
-            "-Wl,-soname,libbar.so.1",
-            "-Wl,--disable-new-dtags",
-            "-Wl,-rpath,$ORIGIN",
-            "-o",
-            str(libdir / "libbar.so.1"),
-            "bar.c",
-            "-L",
-            str(libdir),
-            "-l:libfoo.so.1",
-        ],
-        src,
-    )
-    _run(
-        [
-            *cc,
-            "-Wl,-soname,libbar.so.1",
-            "-Wl,--enable-new-dtags",
-            "-Wl,-rpath,$ORIGIN/..",
-            "-o",
-            str(libdir / "runpath" / "libbar.so.1"),
-            "bar.c",
-            "-L",
-            str(libdir),
-            "-l:libfoo.so.1",
-        ],
-        src,
-    )
+    # libbar finds libfoo through DT_RPATH, and (in runpath/) through DT_RUNPATH
+    for out, dtags, rpath in (
+        (libdir / "libbar.so.1", "--disable-new-dtags", "$ORIGIN"),
+        (libdir / "runpath" / "libbar.so.1", "--enable-new-dtags", "$ORIGIN/.."),
+    ):
+        _run(
+            [
+                *cc,
+                "-Wl,-soname,libbar.so.1",
+                f"-Wl,{dtags}",
+                f"-Wl,-rpath,{rpath}",
+                "-o",
+                str(out),
+                "bar.c",
+                "-L",
+                str(libdir),
+                "-l:libfoo.so.1",
+            ],
+            src,
+        )
     _run(
         [*cc, "-Wl,-soname,libnew.so.1", "-o", str(libdir / "libnew.so.1"), "new.c", "-lpthread"],
         src,
@@ -315,6 +305,17 @@ def run_module(
         timeout=timeout,
         check=False,
     )
+
+
+def musl_program(directory: Path) -> Path:
+    """``directory/prog``, a program that does nothing, linked by musl-gcc (the test is
+    skipped where there is no musl-gcc): it names musl's dynamic loader as its interpreter."""
+    cc = shutil.which("musl-gcc")
+    if cc is None:
+        pytest.skip("musl-gcc is not installed")
+    (directory / "main.c").write_text("int main(void) { return 0; }\n")
+    _run([cc, "-o", "prog", "main.c"], directory)
+    return directory / "prog"
 
 
 def record_hash(data: bytes) -> str:

@@ -23,7 +23,7 @@ from relabel.elf import ElfInfo, SymbolNeed, read_elf
 from relabel.repair import Options, analyze, repair
 from relabel.resolve import Node
 
-from .conftest import _run, make_wheel, platforms, run_module
+from .conftest import _run, make_wheel, musl_program, platforms, run_module
 
 
 def _musl_extension(name: str, body: str, call: str) -> str:
@@ -284,12 +284,8 @@ def test_glibc_host_has_no_ceiling_and_runs_nothing() -> None:
 
 def test_musl_host_is_asked_through_its_loader(tmp_path: Path) -> None:
     # a musl-linked program stands for the Python of an Alpine host
-    cc = shutil.which("musl-gcc")
-    if cc is None:
-        pytest.skip("musl-gcc is not installed")
-    (tmp_path / "main.c").write_text("int main(void) { return 0; }\n")
-    _run([cc, "-o", "prog", "main.c"], tmp_path)
-    interpreter = read_elf(tmp_path / "prog").interpreter
+    prog = str(musl_program(tmp_path))
+    interpreter = read_elf(prog).interpreter
     assert interpreter is not None and "ld-musl-" in interpreter
     calls: list[str] = []
 
@@ -297,11 +293,11 @@ def test_musl_host_is_asked_through_its_loader(tmp_path: Path) -> None:
         calls.append(loader)
         return ALPINE_BANNER
 
-    assert musl.detect_host(str(tmp_path / "prog"), run) == ((1, 2, 4), interpreter)
+    assert musl.detect_host(prog, run) == ((1, 2, 4), interpreter)
     assert calls == [interpreter]
-    assert musl.detect_host(str(tmp_path / "prog"), lambda _: "garbage") is None
+    assert musl.detect_host(prog, lambda _: "garbage") is None
     if Path(interpreter).exists():  # Debian's musl package installs the real loader
-        real = musl.detect_host(str(tmp_path / "prog"))
+        real = musl.detect_host(prog)
         assert real is not None and real[0][:2] >= (1, 2)
 
 
