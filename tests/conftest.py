@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.utils import parse_wheel_filename
 
 from . import installed
 
@@ -158,36 +159,26 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Fixtures:
         (src / name).write_text(text)
     cc = ["gcc", "-shared", "-fPIC", "-O1"]
     _run([*cc, "-Wl,-soname,libfoo.so.1", "-o", str(libdir / "libfoo.so.1"), "foo.c"], src)
-    _run(
-        [
-            *cc,
-            "-Wl,-soname,libbar.so.1",
-            "-Wl,--disable-new-dtags",
-            "-Wl,-rpath,$ORIGIN",
-            "-o",
-            str(libdir / "libbar.so.1"),
-            "bar.c",
-            "-L",
-            str(libdir),
-            "-l:libfoo.so.1",
-        ],
-        src,
-    )
-    _run(
-        [
-            *cc,
-            "-Wl,-soname,libbar.so.1",
-            "-Wl,--enable-new-dtags",
-            "-Wl,-rpath,$ORIGIN/..",
-            "-o",
-            str(libdir / "runpath" / "libbar.so.1"),
-            "bar.c",
-            "-L",
-            str(libdir),
-            "-l:libfoo.so.1",
-        ],
-        src,
-    )
+    # libbar finds libfoo through DT_RPATH, and (in runpath/) through DT_RUNPATH
+    for out, dtags, rpath in (
+        (libdir / "libbar.so.1", "--disable-new-dtags", "$ORIGIN"),
+        (libdir / "runpath" / "libbar.so.1", "--enable-new-dtags", "$ORIGIN/.."),
+    ):
+        _run(
+            [
+                *cc,
+                "-Wl,-soname,libbar.so.1",
+                f"-Wl,{dtags}",
+                f"-Wl,-rpath,{rpath}",
+                "-o",
+                str(out),
+                "bar.c",
+                "-L",
+                str(libdir),
+                "-l:libfoo.so.1",
+            ],
+            src,
+        )
     _run(
         [*cc, "-Wl,-soname,libnew.so.1", "-o", str(libdir / "libnew.so.1"), "new.c", "-lpthread"],
         src,
@@ -296,6 +287,37 @@ def _executable(src: Path, bindir: Path, libdir: Path) -> Path:
     return out
 
 
+def run_module(
+    module: str,
+    *args: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` (relabel, auditwheel) as a user runs it: output captured as
+    text, whatever the exit status; ``env`` replaces the environment when given."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def musl_program(directory: Path) -> Path:
+    """``directory/prog``, a program that does nothing, linked by musl-gcc (the test is
+    skipped where there is no musl-gcc): it names musl's dynamic loader as its interpreter."""
+    cc = shutil.which("musl-gcc")
+    if cc is None:
+        pytest.skip("musl-gcc is not installed")
+    (directory / "main.c").write_text("int main(void) { return 0; }\n")
+    _run([cc, "-o", "prog", "main.c"], directory)
+    return directory / "prog"
+
+
 def record_hash(data: bytes) -> str:
     digest = hashlib.sha256(data).digest()
     return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -348,6 +370,11 @@ def make_wheel(
         info.external_attr = 0o100644 << 16
         zf.writestr(info, record)
     return path
+
+
+def platforms(wheel: Path) -> set[str]:
+    """The platform tags of ``wheel``'s file name."""
+    return {t.platform for t in parse_wheel_filename(wheel.name)[3]}
 
 
 def _expand(tag: str) -> list[str]:

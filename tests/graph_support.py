@@ -14,6 +14,8 @@ import sysconfig
 import zipfile
 from typing import TYPE_CHECKING
 
+import pytest
+
 from tests.conftest import EXT_SUFFIX, _extension, _run
 
 if TYPE_CHECKING:
@@ -22,6 +24,26 @@ if TYPE_CHECKING:
 
 INCLUDE = sysconfig.get_paths()["include"]
 CC = ("gcc", "-shared", "-fPIC", "-O1")
+
+
+def build_root(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, Path]:
+    """A fresh directory for a session's gcc-built files, and its ``src`` directory (the
+    test is skipped where there is no gcc)."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build the ELF fixtures")
+    root = tmp_path_factory.mktemp(name)
+    src = root / "src"
+    src.mkdir()
+    return root, src
+
+
+def linked(library: Path, *, runpath: bool = False) -> list[str]:
+    """gcc flags linking to ``library`` by its file name (``DT_NEEDED`` is its soname), with
+    a ``DT_RUNPATH`` to its directory when ``runpath``."""
+    flags = ["-L", str(library.parent), f"-l:{library.name}"]
+    if runpath:
+        flags += ["-Wl,--enable-new-dtags", f"-Wl,-rpath,{library.parent}"]
+    return flags
 
 
 def library(out: Path, soname: str | None, body: str, *flags: str, src: Path | None = None) -> Path:

@@ -23,7 +23,7 @@ from relabel.policy import Libc, android_policies, lookup
 from relabel.repair import Options, analyze, repair
 from tests.corpus import support as corpus_support
 
-from .conftest import make_wheel
+from .conftest import make_wheel, run_module
 
 PY = "cp313"
 SUFFIX = ".cpython-313-{triple}.so"
@@ -370,21 +370,11 @@ needs_auditwheel = pytest.mark.skipif(
 
 
 def _auditwheel(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "auditwheel", *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_module("auditwheel", *args)
 
 
 def _relabel(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "relabel", *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_module("relabel", *args)
 
 
 @needs_auditwheel

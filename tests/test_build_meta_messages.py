@@ -24,7 +24,7 @@ import relabel.patchelf
 from relabel import build_meta
 
 from .conftest import EXT_SUFFIX, Fixtures, make_wheel
-from .hooks_support import ALL_HOOKS, FakeProject, isolated_imports, make_project
+from .hooks_support import ALL_HOOKS, FakeProject, hook_failure, isolated_hooks, make_project
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -35,18 +35,13 @@ ProjectFactory = Callable[..., FakeProject]
 
 @pytest.fixture(autouse=True)
 def _isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No RELABEL_* or AUDITWHEEL_PLAT from the caller; a TMPDIR of the test's own."""
-    for name in list(os.environ):
-        if name.startswith("RELABEL_") or name == "AUDITWHEEL_PLAT":
-            monkeypatch.delenv(name)
+    """Isolated hooks (see isolated_hooks), with a TMPDIR of the test's own."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))
     monkeypatch.setattr(tempfile, "tempdir", None)
-    relabel.patchelf.find.cache_clear()
-    with isolated_imports(tmp_path):
+    with isolated_hooks(tmp_path, monkeypatch):
         yield
-    relabel.patchelf.find.cache_clear()
 
 
 @pytest.fixture
@@ -84,13 +79,6 @@ def new_project(
 def with_build_wheel(source: str) -> dict[str, Any]:
     """make_project arguments for a backend whose build_wheel is ``source``."""
     return {"hooks": [h for h in ALL_HOOKS if h != "build_wheel"], "prelude": source}
-
-
-def fail_message(excinfo: pytest.ExceptionInfo[SystemExit]) -> str:
-    message = excinfo.value.code
-    assert isinstance(message, str), f"the hook failed without a message: {message!r}"
-    assert message.startswith("relabel: error:"), message
-    return message
 
 
 def tree(directory: Path) -> list[str]:
@@ -248,9 +236,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     _build_extensions()
 """)
     )
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(tmp_path / "dist"))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(tmp_path / "dist"))
     assert "build_wheel failed: RuntimeError: cc1: fatal error: ext.c: no such file" in message
     assert "Traceback (most recent call last):" in message
     for frame in ("in build_wheel", "in _build_extensions", "in _compile"):
@@ -269,9 +255,7 @@ def _probe_compiler():
 _probe_compiler()
 """
     )
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(tmp_path / "dist"))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(tmp_path / "dist"))
     assert "import failed: RuntimeError: the backend needs a C compiler" in message
     assert "in _probe_compiler" in message
     assert "<frozen importlib" not in message
@@ -293,9 +277,7 @@ def test_typo_in_a_module_of_an_installed_backend(
 ) -> None:
     pytest.importorskip("setuptools")
     new_project(relabel={"build-backend": reference, "backend-path": []})
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(tmp_path / "dist"))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(tmp_path / "dist"))
     assert "package 'setuptools' is installed" in message
     assert "has no module 'build_mta'" in message
     assert f"did you mean {suggestion}?" in message
@@ -313,9 +295,7 @@ def test_missing_module_of_an_installed_package_lists_its_backends(
     (site / "helpers.py").write_text("def build(): pass\n")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     new_project(relabel={"build-backend": "toolkit.backend", "backend-path": []})
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(tmp_path / "dist"))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(tmp_path / "dist"))
     assert "has no module 'backend'" in message
     assert "its modules that define build_wheel: toolkit.pep517" in message
     assert "helpers" not in message
@@ -325,9 +305,7 @@ def test_missing_package_still_says_not_installed(
     new_project: ProjectFactory, tmp_path: Path
 ) -> None:
     new_project(relabel={"build-backend": "setuptols.build_meta", "backend-path": []})
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(tmp_path / "dist"))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(tmp_path / "dist"))
     assert "module 'setuptols' is not installed" in message
     assert "[build-system].requires" in message
 
@@ -341,9 +319,7 @@ def test_pyproject_that_is_not_utf8(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     root.mkdir()
     (root / "pyproject.toml").write_bytes(b"[tool.relabel]\nmode = 'r\xe9pare'\n")  # Latin-1
     monkeypatch.chdir(root)
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(tmp_path / "dist"))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(tmp_path / "dist"))
     assert str(root / "pyproject.toml") in message
     assert "not UTF-8" in message
     assert "0xe9" in message
@@ -405,9 +381,7 @@ def test_auditwheel_plat_that_cannot_be_met_fails_like_an_explicit_plat(
     wheel = make_wheel(tmp_path / "prebuilt-new", {f"pkg/_newsym{EXT_SUFFIX}": fixtures.ext_new})
     monkeypatch.setenv("AUDITWHEEL_PLAT", "manylinux2014_x86_64")
     new_project(wheel=wheel)
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(tmp_path / "dist"))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(tmp_path / "dist"))
     assert "manylinux_2_17_x86_64" in message
     assert "GLIBC_2.34" in message
 
@@ -421,9 +395,7 @@ def test_check_mode_on_a_wheel_a_repair_would_fix(
 ) -> None:
     new_project(wheel=foo_wheel, relabel={"mode": "check"})
     dist = tmp_path / "dist"
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(dist))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(dist))
     assert "cannot be made" not in message
     assert "the wheel is not manylinux/musllinux compliant as built" in message
     assert "(it meets linux_x86_64)" in message
@@ -441,9 +413,7 @@ def test_check_mode_names_what_would_still_block_the_target(
         {f"pkg/_foo{EXT_SUFFIX}": fixtures.ext_foo, f"pkg/_newsym{EXT_SUFFIX}": fixtures.ext_new},
     )
     new_project(wheel=wheel, relabel={"mode": "check", "plat": "manylinux2014"})
-    with pytest.raises(SystemExit) as excinfo:
-        build_meta.build_wheel(str(tmp_path / "dist"))
-    message = fail_message(excinfo)
+    message = hook_failure(build_meta.build_wheel, str(tmp_path / "dist"))
     assert "the wheel is not manylinux_2_17_x86_64 compliant as built" in message
     assert f"  - libfoo.so.1 ({fixtures.libfoo})" in message
     assert "A repair would tag it" not in message

@@ -8,11 +8,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from packaging.utils import parse_wheel_filename
 
 from relabel import build_meta
 
-from .conftest import EXT_SUFFIX, Fixtures, make_wheel
+from .conftest import EXT_SUFFIX, Fixtures, make_wheel, platforms
 from .hooks_support import isolated_imports, make_project
 
 
@@ -50,7 +49,7 @@ def test_pyproject_options(built, fixtures: Fixtures) -> None:  # type: ignore[n
             "zip-compression-level": 9,
         }
     )
-    assert {t.platform for t in parse_wheel_filename(wheel.name)[3]} == {"manylinux_2_35_x86_64"}
+    assert platforms(wheel) == {"manylinux_2_35_x86_64"}
     with zipfile.ZipFile(wheel) as zf:
         libs = sorted(n for n in zf.namelist() if n.startswith("demo.vendored/"))
     assert "demo.vendored/libfoo.so.1" in libs  # included under its own soname

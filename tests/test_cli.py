@@ -3,30 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from packaging.utils import parse_wheel_filename
-
-from . import installed
-from .conftest import EXT_SUFFIX, Fixtures, make_wheel
-
-
-def relabel(*args: str) -> subprocess.CompletedProcess[str]:
-    # a manylinux image sets AUDITWHEEL_PLAT, which changes the default target
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDITWHEEL_")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "relabel", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if proc.returncode == 0:
-        installed.check_command(args, proc.stdout, proc.stderr)
-    return proc
+from .cli_support import relabel
+from .conftest import EXT_SUFFIX, Fixtures, make_wheel, platforms
 
 
 def test_show_text_explains_and_exits_1_when_not_compliant(
@@ -89,7 +69,7 @@ def test_repair_writes_to_wheel_dir(fixtures: Fixtures, tmp_path: Path) -> None:
     proc = relabel("repair", "-w", str(tmp_path / "wh"), str(wheel))
     assert proc.returncode == 0, proc.stderr
     [out] = (tmp_path / "wh").iterdir()
-    assert "manylinux_2_5_x86_64" in {t.platform for t in parse_wheel_filename(out.name)[3]}
+    assert "manylinux_2_5_x86_64" in platforms(out)
     assert "grafted libfoo.so.1" in proc.stdout
 
 

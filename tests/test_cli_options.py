@@ -7,33 +7,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from packaging.utils import parse_wheel_filename
 
-from . import installed
-from .conftest import EXT_SUFFIX, Fixtures, make_wheel
-
-
-def relabel(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("AUDITWHEEL_")}
-    environ.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-m", "relabel", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        check=False,
-    )
-    if proc.returncode == 0:
-        installed.check_command(args, proc.stdout, proc.stderr, environ)
-    return proc
-
-
-def platforms(wheel: Path) -> set[str]:
-    return {t.platform for t in parse_wheel_filename(wheel.name)[3]}
+from .cli_support import relabel
+from .conftest import EXT_SUFFIX, PY_TAG, Fixtures, make_wheel, platforms
 
 
 @pytest.fixture
@@ -235,3 +214,100 @@ def test_zip_level_message_names_no_type(foo_wheel: Path) -> None:
     assert proc.returncode == 2
     assert "expected a compression level from 0 to 9, got '12'" in proc.stderr
     assert "str" not in proc.stderr.split("error:")[-1]
+
+
+# -- a repair never replaces its input ------------------------------------------------------
+def unchanged(directory: Path) -> dict[str, tuple[bytes, int, int]]:
+    """What a directory holds, down to each file's inode and modification time."""
+    return {
+        p.name: (p.read_bytes(), p.stat().st_ino, p.stat().st_mtime_ns) for p in directory.iterdir()
+    }
+
+
+def assert_refused_in_place(
+    directory: Path, *args: str, shown: Path, cwd: Path | None = None
+) -> None:
+    """``relabel repair ARGS`` refuses to write over its input wheel (named as ``shown``),
+    in one paragraph, and leaves ``directory`` as it was."""
+    before = unchanged(directory)
+    proc = relabel("repair", *args, cwd=cwd)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("relabel: error: cannot write the repaired wheel as ")
+    assert f"that is the input wheel {shown} itself" in proc.stderr
+    assert "Choose another output directory (-w/--wheel-dir); nothing was written." in (proc.stderr)
+    assert proc.stderr.count("\n") == 1, "one paragraph"
+    assert unchanged(directory) == before
+
+
+def test_repair_without_new_tags_into_the_input_directory_is_refused(foo_wheel: Path) -> None:
+    # the repaired wheel keeps the input's name: auditwheel writes it over the input
+    here = foo_wheel.parent
+    assert_refused_in_place(
+        here, "--no-update-tags", "-w", str(here), str(foo_wheel), shown=foo_wheel
+    )
+
+
+def test_the_input_directory_is_recognised_however_it_is_spelled(
+    foo_wheel: Path, tmp_path: Path
+) -> None:
+    here, name = foo_wheel.parent, foo_wheel.name
+    (tmp_path / "link").symlink_to(here)
+    through_link = ("--no-update-tags", "-w", "../link", name)
+    assert_refused_in_place(here, *through_link, shown=Path(name), cwd=here)
+    relative = ("--no-update-tags", "-w", ".", name)
+    assert_refused_in_place(here, *relative, shown=Path(name), cwd=tmp_path / "link")
+    # the input named through a link to a file in the output directory
+    (tmp_path / "elsewhere").mkdir()
+    alias = tmp_path / "elsewhere" / name
+    alias.symlink_to(foo_wheel)
+    assert_refused_in_place(here, "--no-update-tags", "-w", str(here), str(alias), shown=alias)
+
+
+def test_a_hard_link_in_the_output_directory_is_not_the_input(
+    foo_wheel: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "wheelhouse"
+    out.mkdir()
+    (out / foo_wheel.name).hardlink_to(foo_wheel)
+    before = foo_wheel.read_bytes()
+    proc = relabel("repair", "--no-update-tags", "-w", str(out), str(foo_wheel))
+    assert proc.returncode == 0, proc.stderr
+    assert foo_wheel.read_bytes() == before  # the new wheel took the name, not the file
+    assert (out / foo_wheel.name).read_bytes() != before
+
+
+def test_an_already_compliant_wheel_is_not_rewritten_in_place(
+    fixtures: Fixtures, tmp_path: Path
+) -> None:
+    wheel = make_wheel(
+        tmp_path / "in",
+        {f"_plain{EXT_SUFFIX}": fixtures.ext_plain},
+        name="plain",
+        tag=f"{PY_TAG}-{PY_TAG}-manylinux1_x86_64.manylinux_2_5_x86_64",
+    )
+    assert_refused_in_place(wheel.parent, "-w", str(wheel.parent), str(wheel), shown=wheel)
+    # into another directory it is repaired to the same name
+    elsewhere = relabel("repair", "-w", str(tmp_path / "out"), str(wheel))
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [wheel.name]
+
+
+def test_wheels_passed_through_unchanged_stay_in_place(foo_wheel: Path, tmp_path: Path) -> None:
+    pure = make_wheel(foo_wheel.parent, {"demo/__init__.py": b""}, tag="py3-none-any", purelib=True)
+    before = unchanged(foo_wheel.parent)
+    kept = relabel("repair", "--allow-pure-python-wheel", "-w", str(pure.parent), str(pure))
+    assert kept.returncode == 0, kept.stderr
+    assert "no ELF files; wheel passed through unchanged" in kept.stdout
+    linux = relabel(
+        "repair",
+        "--plat",
+        "linux_x86_64",
+        "--only-plat",
+        "-w",
+        str(foo_wheel.parent),
+        str(foo_wheel),
+    )
+    assert linux.returncode == 0, linux.stderr
+    assert f"kept its linux tag; written as {foo_wheel.name}" in linux.stdout
+    assert unchanged(foo_wheel.parent) == before

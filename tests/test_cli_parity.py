@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import EXT_SUFFIX, Fixtures, _extension, _run, make_wheel
+from .conftest import EXT_SUFFIX, Fixtures, _extension, _run, make_wheel, run_module
 
 pytest.importorskip("auditwheel")
 
@@ -51,13 +51,7 @@ def _env() -> dict[str, str]:
 
 
 def run(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", tool, *args],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        check=False,
-    )
+    return run_module(tool, *args, env=_env())
 
 
 def both_show(wheel: Path) -> tuple[dict[str, Any], dict[str, Any]]:

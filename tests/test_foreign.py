@@ -14,13 +14,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from packaging.utils import parse_wheel_filename
 
 from relabel import report
 from relabel.elf import read_elf
 from relabel.repair import Options, analyze, repair
 
-from .conftest import Foreign, make_wheel
+from .conftest import Foreign, make_wheel, platforms
 
 A64_SYSROOT = Path("/usr/aarch64-linux-gnu")
 
@@ -43,10 +42,6 @@ def auditwheel_show(wheel: Path) -> dict[str, object]:
     assert proc.returncode == 0, proc.stderr
     data: dict[str, object] = json.loads(proc.stdout)
     return data
-
-
-def platforms(wheel: Path) -> set[str]:
-    return {t.platform for t in parse_wheel_filename(wheel.name)[3]}
 
 
 def test_aarch64_wheel_audits_and_repairs_on_this_host(foreign: Foreign, tmp_path: Path) -> None:

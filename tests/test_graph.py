@@ -21,8 +21,17 @@ import pytest
 from relabel.errors import PolicyError
 from relabel.repair import Options, analyze, repair
 
-from .conftest import EXT_SUFFIX, make_wheel
-from .graph_support import dynamic, extension, library, load_installed, member_dynamic, members
+from .conftest import EXT_SUFFIX, make_wheel, run_module
+from .graph_support import (
+    build_root,
+    dynamic,
+    extension,
+    library,
+    linked,
+    load_installed,
+    member_dynamic,
+    members,
+)
 
 COL = "int col(void) {{ return {value}; }}\n"
 
@@ -41,11 +50,7 @@ class Graph:
 
 @pytest.fixture(scope="session")
 def graph(tmp_path_factory: pytest.TempPathFactory) -> Graph:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is needed to build the ELF fixtures")
-    root = tmp_path_factory.mktemp("graph")
-    src = root / "src"
-    src.mkdir()
+    root, src = build_root(tmp_path_factory, "graph")
     col_dirs = (root / "col1", root / "col2", root / "col3")
     library(col_dirs[0] / "libcol.so.1", "libcol.so.1", COL.format(value=1), src=src)
     library(col_dirs[1] / "libcol.so.1", "libcol.so.1", COL.format(value=2), src=src)
@@ -57,11 +62,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Graph:
             f"_c{i}",
             "int col(void);",
             "col()",
-            "-L",
-            str(d),
-            "-l:libcol.so.1",
-            "-Wl,--enable-new-dtags",
-            f"-Wl,-rpath,{d}",
+            *linked(d / "libcol.so.1", runpath=True),
             cwd=src,
         )
         for i, d in enumerate(col_dirs, 1)
@@ -72,12 +73,10 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Graph:
         libs / "libA.so.1",
         "libA.so.1",
         "int b(void);\nint a(void) { return b() + 1; }\n",
-        "-L",
-        str(libs),
-        "-l:libB.so.1",
+        *linked(libs / "libB.so.1"),
         src=src,
     )
-    link_a = ["-L", str(libs), "-l:libA.so.1", f"-Wl,-rpath-link,{libs}"]
+    link_a = [*linked(libs / "libA.so.1"), f"-Wl,-rpath-link,{libs}"]
     ext_a = extension(
         root / "build" / "pkg",
         "_a",
@@ -105,11 +104,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Graph:
         "_pf",
         "int foo(void);",
         "foo()",
-        "-L",
-        str(foo_dir),
-        "-l:libfoo.so.1",
-        "-Wl,--enable-new-dtags",
-        f"-Wl,-rpath,{foo_dir}",
+        *linked(foo_dir / "libfoo.so.1", runpath=True),
         cwd=src,
     )
     return Graph(
@@ -127,13 +122,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Graph:
 def _auditwheel(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "auditwheel", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    return run_module("auditwheel", *args, env=env)
 
 
 # ---------------------------------------------------------------------------------------
@@ -239,12 +228,7 @@ def test_bundled_library_found_through_the_loaders_rpath(graph: Graph, tmp_path:
 def test_bundled_layout_agrees_with_auditwheel_show(graph: Graph, tmp_path: Path) -> None:
     pytest.importorskip("auditwheel")
     wheel = _bundled(graph, tmp_path)
-    proc = subprocess.run(
-        [sys.executable, "-m", "relabel", "show", "--json", str(wheel)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_module("relabel", "show", "--json", wheel)
     assert proc.returncode == 0, proc.stderr
     ours = json.loads(proc.stdout)
     theirs_proc = _auditwheel("show", "--json", str(wheel))
@@ -379,12 +363,7 @@ def test_two_members_installed_to_one_place_are_refused(graph: Graph, tmp_path: 
             f"demo-1.0.data/platlib/pkg/_pf{EXT_SUFFIX}": graph.ext_foo,
         },
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "relabel", "show", str(wheel)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_module("relabel", "show", wheel)
     assert proc.returncode == 2
     assert "both install to" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -7,12 +7,23 @@ import pytest
 from relabel.audit import installed_path
 from relabel.errors import PolicyError
 from relabel.plan import Move, Patch, Plan, describe_blockers, install_dir, make_plan
+from relabel.resolve import Node
 
 from .test_audit_plan import LIBC, elf, node, run
 
 
 def _col(path: str) -> tuple[str, object]:
     return (path, elf(path, soname="libcol.so.1"))
+
+
+def _two_users() -> tuple[Node, Node]:
+    """_a.so and _b.so, each needing libcol.so.1: found in /one and in /two."""
+
+    def user(name: str, where: str) -> Node:
+        found = {"libcol.so.1": _col(f"/{where}/libcol.so.1")}
+        return node(name, elf(name, needed=("libcol.so.1",)), found)  # type: ignore[arg-type]
+
+    return user("_a.so", "one"), user("_b.so", "two")
 
 
 def test_one_soname_two_files_two_grafts_each_user_its_own() -> None:
@@ -43,12 +54,7 @@ def test_one_soname_two_files_two_grafts_each_user_its_own() -> None:
 
 
 def test_same_content_same_name_is_one_graft() -> None:
-    a = node(
-        "_a.so", elf("_a.so", needed=("libcol.so.1",)), {"libcol.so.1": _col("/one/libcol.so.1")}
-    )  # type: ignore[dict-item]
-    b = node(
-        "_b.so", elf("_b.so", needed=("libcol.so.1",)), {"libcol.so.1": _col("/two/libcol.so.1")}
-    )  # type: ignore[dict-item]
+    a, b = _two_users()
     hashes = {"/one/libcol.so.1": "33" * 32, "/two/libcol.so.1": "33" * 32}
     plan = make_plan(run(a, b), plat="auto", libs_dir="d.libs", hashes=hashes)
     [graft] = plan.grafts
@@ -58,12 +64,7 @@ def test_same_content_same_name_is_one_graft() -> None:
 
 
 def test_short_hash_collision_never_merges_two_contents() -> None:
-    a = node(
-        "_a.so", elf("_a.so", needed=("libcol.so.1",)), {"libcol.so.1": _col("/one/libcol.so.1")}
-    )  # type: ignore[dict-item]
-    b = node(
-        "_b.so", elf("_b.so", needed=("libcol.so.1",)), {"libcol.so.1": _col("/two/libcol.so.1")}
-    )  # type: ignore[dict-item]
+    a, b = _two_users()
     hashes = {"/one/libcol.so.1": "44" * 32, "/two/libcol.so.1": "4444444455" + "0" * 54}
     plan = make_plan(run(a, b), plat="auto", libs_dir="d.libs", hashes=hashes)
     assert sorted(g.new_name for g in plan.grafts) == [

@@ -21,10 +21,8 @@ from relabel.plan import describe_blockers
 from relabel.repair import Options, analyze, repair
 from relabel.resolve import Resolver
 
-from .conftest import EXT_SUFFIX, PY_TAG, make_wheel
-from .graph_support import extension, library, member_dynamic
-
-RELABEL = (sys.executable, "-m", "relabel")
+from .conftest import EXT_SUFFIX, PY_TAG, make_wheel, run_module
+from .graph_support import build_root, extension, library, linked, member_dynamic
 
 
 @dataclass(frozen=True)
@@ -48,11 +46,7 @@ def _run(cmd: list[str], cwd: Path | None = None) -> None:
 
 @pytest.fixture(scope="session")
 def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is needed to build the ELF fixtures")
-    root = tmp_path_factory.mktemp("rules")
-    src = root / "src"
-    src.mkdir()
+    root, src = build_root(tmp_path_factory, "rules")
     foo_dir = root / "foo"
     library(foo_dir / "libfoo.so.1", "libfoo.so.1", "int foo(void) { return 42; }\n", src=src)
     ext_nopath = extension(
@@ -60,9 +54,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
         "_np",
         "int foo(void);",
         "foo()",
-        "-L",
-        str(foo_dir),
-        "-l:libfoo.so.1",
+        *linked(foo_dir / "libfoo.so.1"),
         cwd=src,
     )
     build = root / "build"
@@ -125,14 +117,7 @@ def relabel(
         if k not in ("LD_LIBRARY_PATH", "AUDITWHEEL_LD_LIBRARY_PATH")
         and not k.startswith("RELABEL")
     }
-    return subprocess.run(
-        [*RELABEL, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        cwd=cwd,
-        check=False,
-    )
+    return run_module("relabel", *args, env={**base, **(env or {})}, cwd=cwd)
 
 
 def auditwheel(
@@ -145,14 +130,7 @@ def auditwheel(
         if k not in ("LD_LIBRARY_PATH", "AUDITWHEEL_LD_LIBRARY_PATH")
     }
     base["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "auditwheel", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        cwd=cwd,
-        check=False,
-    )
+    return run_module("auditwheel", *args, env={**base, **(env or {})}, cwd=cwd)
 
 
 def show_json(wheel: Path, *args: str, **kwargs: object) -> dict[str, object]:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import struct
-import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from packaging.utils import parse_wheel_filename
 
 from relabel import musl, policy, report
 from relabel.audit import Kind, audit
@@ -25,7 +23,7 @@ from relabel.elf import ElfInfo, SymbolNeed, read_elf
 from relabel.repair import Options, analyze, repair
 from relabel.resolve import Node
 
-from .conftest import _run, make_wheel
+from .conftest import _run, make_wheel, musl_program, platforms, run_module
 
 
 def _musl_extension(name: str, body: str, call: str) -> str:
@@ -286,12 +284,8 @@ def test_glibc_host_has_no_ceiling_and_runs_nothing() -> None:
 
 def test_musl_host_is_asked_through_its_loader(tmp_path: Path) -> None:
     # a musl-linked program stands for the Python of an Alpine host
-    cc = shutil.which("musl-gcc")
-    if cc is None:
-        pytest.skip("musl-gcc is not installed")
-    (tmp_path / "main.c").write_text("int main(void) { return 0; }\n")
-    _run([cc, "-o", "prog", "main.c"], tmp_path)
-    interpreter = read_elf(tmp_path / "prog").interpreter
+    prog = str(musl_program(tmp_path))
+    interpreter = read_elf(prog).interpreter
     assert interpreter is not None and "ld-musl-" in interpreter
     calls: list[str] = []
 
@@ -299,19 +293,27 @@ def test_musl_host_is_asked_through_its_loader(tmp_path: Path) -> None:
         calls.append(loader)
         return ALPINE_BANNER
 
-    assert musl.detect_host(str(tmp_path / "prog"), run) == ((1, 2, 4), interpreter)
+    assert musl.detect_host(prog, run) == ((1, 2, 4), interpreter)
     assert calls == [interpreter]
-    assert musl.detect_host(str(tmp_path / "prog"), lambda _: "garbage") is None
+    assert musl.detect_host(prog, lambda _: "garbage") is None
     if Path(interpreter).exists():  # Debian's musl package installs the real loader
-        real = musl.detect_host(str(tmp_path / "prog"))
+        real = musl.detect_host(prog)
         assert real is not None and real[0][:2] >= (1, 2)
 
 
+def test_a_loader_that_cannot_run_or_prints_other_bytes_is_read_cleanly(tmp_path: Path) -> None:
+    assert musl._run_loader(str(tmp_path / "missing")) == ""
+    loader = tmp_path / "ld-musl-x86_64.so.1"
+    loader.write_bytes(
+        b"#!/bin/sh\nprintf 'musl libc (x86_64)\\nVersion 1.2.4\\n\\377\\n' >&2\nexit 1\n"
+    )
+    loader.chmod(0o755)
+    text = musl._run_loader(str(loader))
+    assert "\ufffd" in text
+    assert musl.parse_loader_banner(text) == (1, 2, 4)
+
+
 # --- wheels ---------------------------------------------------------------------------
-
-
-def _platforms(wheel: Path) -> set[str]:
-    return {t.platform for t in parse_wheel_filename(wheel.name)[3]}
 
 
 def test_wheel_calling_1_2_functions_is_musllinux_1_2(
@@ -333,7 +335,7 @@ def test_wheel_calling_1_2_functions_is_musllinux_1_2(
     assert data["repair_tag"] == "musllinux_1_2_x86_64"
     assert data["sym_tag"] == "musllinux_1_2_x86_64"  # musl's evidence is its symbols
     out = repair(wheel, tmp_path / "out", Options()).output
-    assert _platforms(out) == {"musllinux_1_2_x86_64"}
+    assert platforms(out) == {"musllinux_1_2_x86_64"}
     # asking for the older tag is refused, naming the symbols
     from relabel.errors import RelabelError
 
@@ -350,7 +352,7 @@ def test_wheel_calling_only_old_functions_is_musllinux_1_1(
     assert analysis.audit.repairable.policy.name == "musllinux_1_1_x86_64"
     assert not [f for f in analysis.audit.findings() if f.kind == Kind.MUSL_SYMBOL]
     out = repair(wheel, tmp_path / "out", Options()).output
-    assert _platforms(out) == {"musllinux_1_1_x86_64"}
+    assert platforms(out) == {"musllinux_1_1_x86_64"}
 
 
 @pytest.mark.parametrize("needed", ["libc.so", "libm.so", "libpthread.so.0"])
@@ -370,7 +372,7 @@ def test_names_musl_answers_with_itself_are_not_external(
     assert verdict.policy.name == "musllinux_1_1_x86_64"
     assert not verdict.external
     out = repair(wheel, tmp_path / "out", Options()).output
-    assert _platforms(out) == {"musllinux_1_1_x86_64"}
+    assert platforms(out) == {"musllinux_1_1_x86_64"}
     with zipfile.ZipFile(out) as zf:
         assert not [n for n in zf.namelist() if ".libs/" in n]
 
@@ -386,7 +388,7 @@ def test_grafted_library_counts(musl_files: MuslFiles, tmp_path: Path) -> None:
     ]
     assert (finding.file, finding.symbol) == ("libnew.so.1", "reallocarray")
     out = repair(wheel, tmp_path / "out", options).output
-    assert _platforms(out) == {"musllinux_1_2_x86_64"}
+    assert platforms(out) == {"musllinux_1_2_x86_64"}
     with zipfile.ZipFile(out) as zf:
         assert any(n.startswith("demo.libs/libnew") for n in zf.namelist())
     # the repaired wheel, bundled library inside, keeps its verdict
@@ -407,7 +409,7 @@ def test_time64_wheel_on_i686_is_musllinux_1_2(musl_files: MuslFiles, tmp_path: 
     ] == [("pkg/_t64.so", "__clock_gettime64")]
     assert analysis.audit.overall.policy.name == "musllinux_1_2_i686"
     out = repair(wheel, tmp_path / "out", Options()).output
-    assert _platforms(out) == {"musllinux_1_2_i686"}
+    assert platforms(out) == {"musllinux_1_2_i686"}
 
 
 def test_old_host_musl_keeps_1_2_out_of_reach(
@@ -431,12 +433,7 @@ def test_auditwheel_differs_on_a_glibc_host(musl_files: MuslFiles, tmp_path: Pat
     every musl wheel against the newest musllinux only. relabel reads the symbols."""
     pytest.importorskip("auditwheel")
     wheel = make_wheel(tmp_path / "in", {f"pkg/{musl_files.old_ext.name}": musl_files.old_ext})
-    proc = subprocess.run(
-        [sys.executable, "-m", "auditwheel", "show", "--json", str(wheel)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_module("auditwheel", "show", "--json", wheel)
     assert proc.returncode == 0, proc.stderr
     import json
 

@@ -11,7 +11,6 @@ import functools
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from elftools.elf.elffile import ELFFile
 from relabel import musl
 from relabel.elf import read_elf
 
-from .conftest import _run
+from .conftest import musl_program
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "backend" / "relabel" / "_data" / "musl_symbols.json"
@@ -99,12 +98,7 @@ def test_generator_reads_definitions_as_the_compiler_does() -> None:
 def test_this_machines_musl_agrees_with_the_data(tmp_path: Path) -> None:
     """Every name the data dates at or before the installed musl is exported by its
     libc.so; none dated later is."""
-    cc = shutil.which("musl-gcc")
-    if cc is None:
-        pytest.skip("musl-gcc is not installed")
-    (tmp_path / "main.c").write_text("int main(void) { return 0; }\n")
-    _run([cc, "-o", "prog", "main.c"], tmp_path)
-    loader = read_elf(tmp_path / "prog").interpreter
+    loader = read_elf(musl_program(tmp_path)).interpreter
     if loader is None or not Path(loader).exists():
         pytest.skip("musl's dynamic loader is not installed")
     banner = subprocess.run([loader], capture_output=True, text=True, check=False).stderr

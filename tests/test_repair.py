@@ -8,7 +8,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from packaging.utils import parse_wheel_filename
 
 from relabel.archive import WheelFile
 from relabel.elf import read_elf
@@ -22,12 +21,9 @@ from .conftest import (
     Fixtures,
     install_and_run,
     make_wheel,
+    platforms,
     record_hash,
 )
-
-
-def platforms(wheel: Path) -> set[str]:
-    return {t.platform for t in parse_wheel_filename(wheel.name)[3]}
 
 
 def members(wheel: Path) -> dict[str, bytes]:

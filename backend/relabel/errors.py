@@ -74,6 +74,19 @@ class OutputError(RelabelError):
         )
 
 
+class ReplacesInputError(RelabelError):
+    """The repaired wheel would take the place of the wheel being repaired."""
+
+    def __init__(self, wheel: str, output: str) -> None:
+        self.wheel = wheel
+        self.output = output
+        super().__init__(
+            f"cannot write the repaired wheel as {output}: that is the input wheel {wheel}"
+            " itself, and a repair never replaces its input. Choose another output directory"
+            " (-w/--wheel-dir); nothing was written."
+        )
+
+
 class ScratchError(RelabelError):
     """No private temporary directory can be made (``TMPDIR`` missing, read-only, full)."""
 

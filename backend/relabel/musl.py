@@ -18,11 +18,11 @@ from __future__ import annotations
 import functools
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from relabel._process import ask
 from relabel.arch import is_musl_interpreter, is_musl_libc
 from relabel.elf import read_elf
 from relabel.errors import ElfError
@@ -166,10 +166,8 @@ def parse_loader_banner(text: str) -> tuple[int, int, int] | None:
 
 def _run_loader(loader: str) -> str:
     # the interpreter of the running Python, printing its banner (it exits 1)
-    proc = subprocess.run(
-        [loader], capture_output=True, text=True, errors="replace", check=False, timeout=10
-    )
-    return proc.stderr
+    proc = ask([loader], timeout=10)
+    return "" if proc is None else proc.stderr
 
 
 def detect_host(executable: str, run: Callable[[str], str] = _run_loader) -> HostMusl | None:
@@ -181,10 +179,7 @@ def detect_host(executable: str, run: Callable[[str], str] = _run_loader) -> Hos
         return None
     if interpreter is None or not is_musl_interpreter(interpreter):
         return None
-    try:
-        version = parse_loader_banner(run(interpreter))
-    except (OSError, subprocess.SubprocessError):
-        return None
+    version = parse_loader_banner(run(interpreter))
     return None if version is None else (version, interpreter)
 
 

@@ -18,14 +18,13 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import sys
 import sysconfig
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relabel._process import ask
+from relabel._process import ask, capture
 from relabel.errors import PatchelfError, ToolError
 
 if TYPE_CHECKING:
@@ -157,9 +156,7 @@ def arguments(patch: Patch) -> list[str]:
 def run(command: list[str], what: str, error: type[ToolError] = PatchelfError) -> None:
     """Run a tool that edits ``what``; its failure is ``error``, naming the file."""
     try:
-        proc = subprocess.run(
-            command, capture_output=True, text=True, errors="replace", check=False
-        )
+        proc = capture(command)  # no time-out: patching a large library takes a while
     except OSError as exc:
         raise error(f"cannot run {command[0]} on {what}: {exc}", command=command) from None
     if proc.returncode != 0:

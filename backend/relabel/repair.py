@@ -32,6 +32,7 @@ from relabel.errors import (
     NotPlatformWheelError,
     OutputError,
     PolicyError,
+    ReplacesInputError,
     ScratchError,
     WheelError,
 )
@@ -446,6 +447,8 @@ def _apply(
             analysis.arch or "",
             libc_free=libc_free,
         )
+    if archive.replaces(out_dir / new_name, wheel.path):
+        raise ReplacesInputError(str(wheel.path), str(out_dir / new_name))
     wheel_text = archive.render_wheel_metadata(wheel.wheel_metadata, tag_lines)
     extra: dict[str, bytes | Callable[[], bytes]] = {}
     grafted = [(g.member, g.source) for g in plan.grafts]

@@ -14,6 +14,7 @@ from .backends import (
     toml_value,
     write_pyproject,
 )
+from .hooks import hook_failure, isolated_hooks
 from .wheels import make_wheel, record_hash
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "OPTIONAL_HOOKS",
     "FakeProject",
     "backend_source",
+    "hook_failure",
+    "isolated_hooks",
     "isolated_imports",
     "make_project",
     "make_wheel",

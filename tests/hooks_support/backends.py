@@ -89,58 +89,38 @@ _HOOKS = {
             result = _behave("get_requires_for_build_editable")
             return ["editable-requirement"] if result is _DEFAULT else result
     """,
-    "prepare_metadata_for_build_wheel": """
-        def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    **{
+        hook: f"""
+        def {hook}(metadata_directory, config_settings=None):
             _record(
-                "prepare_metadata_for_build_wheel",
+                "{hook}",
                 metadata_directory=metadata_directory,
                 config_settings=config_settings,
             )
-            result = _behave("prepare_metadata_for_build_wheel", metadata_directory)
+            result = _behave("{hook}", metadata_directory)
             if result is not _DEFAULT:
                 return result
             dist_info = Path(metadata_directory, "fake-1.0.dist-info")
             dist_info.mkdir()
             (dist_info / "METADATA").write_text(_METADATA)
             return dist_info.name
-    """,
-    "prepare_metadata_for_build_editable": """
-        def prepare_metadata_for_build_editable(metadata_directory, config_settings=None):
+    """
+        for hook in ("prepare_metadata_for_build_wheel", "prepare_metadata_for_build_editable")
+    },
+    **{
+        hook: f"""
+        def {hook}(wheel_directory, config_settings=None, metadata_directory=None):
             _record(
-                "prepare_metadata_for_build_editable",
-                metadata_directory=metadata_directory,
-                config_settings=config_settings,
-            )
-            result = _behave("prepare_metadata_for_build_editable", metadata_directory)
-            if result is not _DEFAULT:
-                return result
-            dist_info = Path(metadata_directory, "fake-1.0.dist-info")
-            dist_info.mkdir()
-            (dist_info / "METADATA").write_text(_METADATA)
-            return dist_info.name
-    """,
-    "build_wheel": """
-        def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-            _record(
-                "build_wheel",
+                "{hook}",
                 wheel_directory=wheel_directory,
                 config_settings=config_settings,
                 metadata_directory=metadata_directory,
             )
-            result = _behave("build_wheel", wheel_directory)
-            return _copy(SPEC["wheel"], wheel_directory) if result is _DEFAULT else result
-    """,
-    "build_editable": """
-        def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
-            _record(
-                "build_editable",
-                wheel_directory=wheel_directory,
-                config_settings=config_settings,
-                metadata_directory=metadata_directory,
-            )
-            result = _behave("build_editable", wheel_directory)
-            return _copy(SPEC["editable"], wheel_directory) if result is _DEFAULT else result
-    """,
+            result = _behave("{hook}", wheel_directory)
+            return _copy(SPEC["{built}"], wheel_directory) if result is _DEFAULT else result
+    """
+        for hook, built in (("build_wheel", "wheel"), ("build_editable", "editable"))
+    },
     "build_sdist": """
         def build_sdist(sdist_directory, config_settings=None):
             _record("build_sdist", sdist_directory=sdist_directory, config_settings=config_settings)

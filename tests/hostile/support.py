@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests import installed
-from tests.conftest import PY_TAG, record_hash
+from tests.conftest import PY_TAG, record_hash, run_module
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -56,15 +56,7 @@ def run_relabel(
     """Run the command; a successful ``repair`` goes through the installed-layout check
     unless ``check_installed`` is false."""
     full_env = clean_env(tmpdir, **(env or {}))
-    proc = subprocess.run(
-        [*RELABEL, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
+    proc = run_module("relabel", *args, env=full_env, cwd=cwd, timeout=timeout)
     if proc.returncode == 0 and check_installed:
         installed.check_command([str(a) for a in args], proc.stdout, proc.stderr, full_env, cwd)
     return proc

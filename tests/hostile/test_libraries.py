@@ -214,9 +214,11 @@ def _unreadable(monkeypatch: pytest.MonkeyPatch, victim: Path) -> None:
     monkeypatch.setattr(relabel.elf.Path, "open", guarded_open)
 
 
-def test_unreadable_library_simulated(
+def _repair_with_unreadable_libfoo(
     fixtures: Fixtures, ext_nopath: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[LibraryNotFoundError, Path]:
+    """The refusal of a repair whose only libfoo.so.1 (in the returned directory, named
+    by --library-dirs) cannot be read."""
     libs = tmp_path / "libs"
     libs.mkdir()
     shutil.copy2(fixtures.libfoo, libs / "libfoo.so.1")
@@ -224,19 +226,20 @@ def test_unreadable_library_simulated(
     wheel = make_wheel(tmp_path / "in", {EXT: ext_nopath})
     with pytest.raises(LibraryNotFoundError) as excinfo:
         repair(wheel, tmp_path / "out", Options(library_dirs=(str(libs),), strict=True))
-    assert excinfo.value.missing[0][:2] == ("libfoo.so.1", EXT)
-    assert str(libs) in excinfo.value.missing[0][2]
+    return excinfo.value, libs
+
+
+def test_unreadable_library_simulated(
+    fixtures: Fixtures, ext_nopath: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    error, libs = _repair_with_unreadable_libfoo(fixtures, ext_nopath, tmp_path, monkeypatch)
+    assert error.missing[0][:2] == ("libfoo.so.1", EXT)
+    assert str(libs) in error.missing[0][2]
     assert tree(tmp_path / "out") == []
 
 
 def test_unreadable_library_is_named_with_the_reason(
     fixtures: Fixtures, ext_nopath: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    libs = tmp_path / "libs"
-    libs.mkdir()
-    shutil.copy2(fixtures.libfoo, libs / "libfoo.so.1")
-    _unreadable(monkeypatch, libs / "libfoo.so.1")
-    wheel = make_wheel(tmp_path / "in", {EXT: ext_nopath})
-    with pytest.raises(LibraryNotFoundError) as excinfo:
-        repair(wheel, tmp_path / "out", Options(library_dirs=(str(libs),), strict=True))
-    assert f"{libs / 'libfoo.so.1'} (Permission denied)" in str(excinfo.value)
+    error, libs = _repair_with_unreadable_libfoo(fixtures, ext_nopath, tmp_path, monkeypatch)
+    assert f"{libs / 'libfoo.so.1'} (Permission denied)" in str(error)

@@ -74,6 +74,21 @@ def _ext(
     return _cc(directory / f"{name}{EXT_SUFFIX}", source, *args)
 
 
+def _mid(a: Path, b: Path, c: Path, runpath: str) -> Path:
+    """``a/libmid.so.1`` (``mid()`` is ``col() * 10``) with DT_RUNPATH ``runpath``, linked
+    to ``c/libcol.so.1`` (3); another libcol.so.1 (2) waits in ``b``."""
+    _lib(b, "libcol.so.1", 2)
+    _lib(c, "libcol.so.1", 3)
+    return _cc(
+        a / "libmid.so.1",
+        "int col(void);\nint mid(void) { return col() * 10; }\n",
+        "-Wl,-soname,libmid.so.1",
+        c / "libcol.so.1",
+        "-Wl,--enable-new-dtags",
+        f"-Wl,-rpath,{runpath}",
+    )
+
+
 def _repair(
     wheel: Path, out: Path, *args: str | Path, **kw: object
 ) -> subprocess.CompletedProcess[str]:
@@ -188,16 +203,7 @@ def test_library_with_its_own_runpath_ignores_its_loaders_rpath(tmp_path: Path) 
     # libmid has DT_RUNPATH c: the extension's DT_RPATH (which also finds a libcol) is not
     # searched for libmid's dependencies
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    _lib(b, "libcol.so.1", 2)
-    _lib(c, "libcol.so.1", 3)
-    mid = _cc(
-        a / "libmid.so.1",
-        "int col(void);\nint mid(void) { return col() * 10; }\n",
-        "-Wl,-soname,libmid.so.1",
-        c / "libcol.so.1",
-        "-Wl,--enable-new-dtags",
-        f"-Wl,-rpath,{c}",
-    )
+    mid = _mid(a, b, c, str(c))
     ext = _ext(
         tmp_path / "ext",
         mid,
@@ -733,16 +739,7 @@ def test_grafted_library_with_runpath_then_rpath_keeps_one_entry(tmp_path: Path)
     # libmid (grafted) has DT_RUNPATH c:b and a DT_RPATH b after it; once repaired it must
     # hold one entry, $ORIGIN: a surviving DT_RPATH b would be the one ld.so reads
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    _lib(b, "libcol.so.1", 2)
-    _lib(c, "libcol.so.1", 3)
-    mid = _cc(
-        a / "libmid.so.1",
-        "int col(void);\nint mid(void) { return col() * 10; }\n",
-        "-Wl,-soname,libmid.so.1",
-        c / "libcol.so.1",
-        "-Wl,--enable-new-dtags",
-        f"-Wl,-rpath,{c}:{b}",
-    )
+    mid = _mid(a, b, c, f"{c}:{b}")
     _add_tag(mid, 15, 29, skip=f"{c}:")
     ext = _ext(tmp_path / "ext", mid, f"-Wl,-rpath,{a}", call="mid()", decl="int mid(void);")
     wheel = make_wheel(tmp_path / "in", {EXT: ext})

@@ -31,7 +31,7 @@ from relabel import archive
 from relabel.archive import WheelFile
 from relabel.cli import main
 from relabel.errors import OutputError, WheelError
-from tests.conftest import EXT_SUFFIX, Fixtures, make_wheel
+from tests.conftest import EXT_SUFFIX, Fixtures, make_wheel, platforms
 
 from .support import (
     DEFAULT_TAG,
@@ -64,6 +64,14 @@ class Runner:
     def cli(self, *args: object) -> tuple[int, str]:
         code = main([str(a) for a in args])
         return code, self.capsys.readouterr().err
+
+    def repaired(self, wheel: Path, *args: object) -> tuple[Path, str]:
+        """``relabel repair ARGS -w OUT WHEEL`` succeeds: the one wheel written, and what
+        was said on stderr."""
+        code, message = self.cli("repair", *args, "-w", self.out, wheel)
+        assert code == 0, message
+        [result] = self.out.iterdir()
+        return result, message
 
     def refused(
         self, wheel: Path, *fragments: str, commands: tuple[str, ...] = ("show", "repair")
@@ -596,9 +604,7 @@ def test_valid_wheel_still_repairs(
     """The control case: the checks above do not refuse a healthy wheel."""
     members = ext_wheel(fixtures, **{"pkg/data.bin": os.urandom(100_000)})
     wheel = write_zip(wheel_path(tmp_path), members)
-    code, message = run.cli("repair", "-w", run.out, wheel)
-    assert code == 0, message
-    [result] = run.out.iterdir()
+    result, _ = run.repaired(wheel)
     assert_valid_wheel(result)
     assert tree(run.scratch) == []
     with WheelFile(result) as again:
@@ -671,9 +677,7 @@ def test_wheel_metadata_with_a_blank_line_before_the_tags(
     code, message = command(run, "show", wheel)
     assert code == 1, message  # read, and found to need a repair
     assert "after `relabel repair`:      manylinux_2_5_x86_64" in message
-    code, message = run.cli("repair", "-w", run.out, wheel)
-    assert code == 0, message
-    [result] = run.out.iterdir()
+    result, message = run.repaired(wheel)
     assert tag_lines(result) == name_tags(result)
     assert "manylinux_2_5_x86_64" in result.name
     with zipfile.ZipFile(result) as zf:
@@ -714,13 +718,11 @@ def test_vendor_renamed_claim_the_audit_contradicts_is_dropped(
     members = wheel_members({f"pkg/_newsym{EXT_SUFFIX}": fixtures.ext_new.read_bytes()})
     tag = DEFAULT_TAG.replace("linux_x86_64", "manylinux1_x86_64")
     wheel = write_zip(wheel_path(tmp_path, tag=tag), members)
-    code, message = run.cli("repair", "-w", run.out, wheel)
-    assert code == 0, message
-    [result] = run.out.iterdir()
-    platforms = {t.platform for t in parse_wheel_filename(result.name)[3]}
-    assert platforms, result.name
-    assert not platforms & {"manylinux1_x86_64", "manylinux_2_5_x86_64", "linux_x86_64"}
-    assert all(p.startswith(("manylinux_2_3", "manylinux_2_4")) for p in platforms)
+    result, _ = run.repaired(wheel)
+    tags = platforms(result)
+    assert tags, result.name
+    assert not tags & {"manylinux1_x86_64", "manylinux_2_5_x86_64", "linux_x86_64"}
+    assert all(p.startswith(("manylinux_2_3", "manylinux_2_4")) for p in tags)
     assert tag_lines(result) == name_tags(result)
     installs(result, tmp_path / "installed")
 
@@ -736,9 +738,7 @@ def test_pure_wheel_renamed_to_one_python(tmp_path: Path, run: Runner) -> None:
     code, message = command(run, "show", "--allow-pure-python-wheel", wheel)
     assert code == 0
     assert "note: the tags of the file name (py2-none-any) differ" in message
-    code, message = run.cli("repair", "--allow-pure-python-wheel", "-w", run.out, wheel)
-    assert code == 0, message
-    [result] = run.out.iterdir()
+    result, message = run.repaired(wheel, "--allow-pure-python-wheel")
     assert result.read_bytes() == wheel.read_bytes()  # passed through
     pytest.importorskip("installer")  # pip refuses py2 tags on Python 3
     installs(result, tmp_path / "installed")
@@ -797,9 +797,7 @@ def test_odd_member_names_are_quoted_in_the_record_written(
     writer.writerow((f"{DIST}/RECORD", "", ""))
     members[f"{DIST}/RECORD"] = out.getvalue().encode()
     wheel = write_zip(wheel_path(tmp_path), members)
-    code, message = run.cli("repair", "-w", run.out, wheel)
-    assert code == 0, message
-    [result] = run.out.iterdir()
+    result, _ = run.repaired(wheel)
     with zipfile.ZipFile(result) as zf:
         text = zf.read(f"{DIST}/RECORD").decode()
         names = set(zf.namelist())
@@ -819,9 +817,7 @@ def test_odd_member_names_round_trip_through_an_installer(
     names = [n for n in ODD_NAMES if "\r" not in n and "\n" not in n]
     members = ext_wheel(fixtures, **{n: n.encode() for n in names})
     wheel = write_zip(wheel_path(tmp_path), members)
-    code, message = run.cli("repair", "-w", run.out, wheel)
-    assert code == 0, message
-    [result] = run.out.iterdir()
+    result, _ = run.repaired(wheel)
     pytest.importorskip("installer")
     installs(result, tmp_path / "installed")
     found = {p.name for p in (tmp_path / "installed").rglob("*")}

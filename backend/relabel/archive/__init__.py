@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from relabel.archive.deflate import BLOCK, Source
 from relabel.archive.names import check_member_name
-from relabel.archive.output import atomic_output, copy_atomically
+from relabel.archive.output import atomic_output, copy_atomically, replaces
 from relabel.archive.reader import Member, WheelFile
 from relabel.archive.record import Hash, RecordEntry
 from relabel.archive.wheelmeta import parse_headers, render_wheel_metadata
@@ -42,5 +42,6 @@ __all__ = [
     "copy_atomically",
     "parse_headers",
     "render_wheel_metadata",
+    "replaces",
     "write_wheel",
 ]

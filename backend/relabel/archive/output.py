@@ -4,6 +4,7 @@ Owns how relabel publishes a file into a directory: an unnamed ``O_TMPFILE`` fil
 when complete, or a hidden ``.NAME.*.part`` file renamed into place and removed on every
 error and on SIGTERM/SIGINT (which the command turns into exceptions). The output
 directory holds either no new file or the complete one, even when relabel is killed.
+It also tells whether a final name would take the place of a given file (:func:`replaces`).
 It must know nothing about zip files or wheels, and never write outside the directory of
 the final name.
 """
@@ -129,3 +130,25 @@ def copy_atomically(src: Path, out_dir: Path, name: str | None = None) -> Path:
         except OSError as exc:
             raise OutputError(str(final), exc.strerror or str(exc)) from None
     return final
+
+
+def replaces(final: Path, source: Path) -> bool:
+    """Would publishing a file as ``final`` take the place of ``source``?
+
+    True when ``final`` names the directory entry ``source`` names, or the file a symbolic
+    link ``source`` points to; directories are compared by identity, not by spelling, so
+    a relative path, a symbolic link to the directory or a bind mount is the same place.
+    An entry that is merely a hard link to ``source`` is not: replacing it leaves
+    ``source`` as it was.
+    """
+    for entry in (source, Path(os.path.realpath(source))):
+        if entry.name == final.name and _same_directory(entry.parent, final.parent):
+            return True
+    return False
+
+
+def _same_directory(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:  # one of them does not exist (yet): not the same existing place
+        return False
