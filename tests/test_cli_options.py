@@ -293,6 +293,22 @@ def test_an_already_compliant_wheel_is_not_rewritten_in_place(
     assert [p.name for p in (tmp_path / "out").iterdir()] == [wheel.name]
 
 
+def test_a_repaired_wheel_repaired_again_in_its_own_directory_stays_as_it_is(
+    foo_wheel: Path, tmp_path: Path
+) -> None:
+    # `relabel repair -w dist dist/*.whl` run twice: the second repair would write the
+    # very same bytes, so the input is kept (not rewritten) and the run succeeds
+    dist = tmp_path / "dist"
+    first = relabel("repair", "-w", str(dist), str(foo_wheel))
+    assert first.returncode == 0, first.stderr
+    [repaired] = dist.iterdir()
+    before = unchanged(dist)
+    again = relabel("repair", "-w", str(dist), str(repaired))
+    assert again.returncode == 0, again.stderr
+    assert repaired.name in again.stdout
+    assert unchanged(dist) == before
+
+
 def test_wheels_passed_through_unchanged_stay_in_place(foo_wheel: Path, tmp_path: Path) -> None:
     pure = make_wheel(foo_wheel.parent, {"demo/__init__.py": b""}, tag="py3-none-any", purelib=True)
     before = unchanged(foo_wheel.parent)

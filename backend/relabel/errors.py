@@ -82,7 +82,8 @@ class ReplacesInputError(RelabelError):
         self.output = output
         super().__init__(
             f"cannot write the repaired wheel as {output}: that is the input wheel {wheel}"
-            " itself, and a repair never replaces its input. Choose another output directory"
+            " itself, and the repair changes it; a repair never replaces its input with"
+            " another file. Choose another output directory"
             " (-w/--wheel-dir); nothing was written."
         )
 

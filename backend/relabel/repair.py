@@ -10,6 +10,7 @@ ends.
 from __future__ import annotations
 
 import dataclasses
+import filecmp
 import fnmatch
 import functools
 import hashlib
@@ -447,8 +448,14 @@ def _apply(
             analysis.arch or "",
             libc_free=libc_free,
         )
-    if archive.replaces(out_dir / new_name, wheel.path):
-        raise ReplacesInputError(str(wheel.path), str(out_dir / new_name))
+    final = out_dir / new_name
+    in_place = archive.replaces(final, wheel.path)
+    if in_place:
+        # Written aside first: only a wheel that comes out the same, byte for byte (a
+        # repaired wheel repaired again), may stay where it is; anything else would
+        # replace the input with another file.
+        final = scratch / "aside" / new_name
+        final.parent.mkdir()
     wheel_text = archive.render_wheel_metadata(wheel.wheel_metadata, tag_lines)
     extra: dict[str, bytes | Callable[[], bytes]] = {}
     grafted = [(g.member, g.source) for g in plan.grafts]
@@ -460,12 +467,17 @@ def _apply(
         extra[f"{wheel.dist_info}/sboms/{sbom.SBOM_NAME}"] = functools.partial(
             sbom.document, new_name, wheel.project, str(wheel.version), grafted, hashes
         )
-    return archive.write_wheel(
+    written = archive.write_wheel(
         wheel,
-        out_dir / new_name,
+        final,
         replaced=replaced,
         added=added,
         wheel_text=wheel_text,
         extra_files=extra,
         compression_level=options.zip_compression_level,
     )
+    if not in_place:
+        return written
+    if filecmp.cmp(written, wheel.path, shallow=False):
+        return wheel.path
+    raise ReplacesInputError(str(wheel.path), str(out_dir / new_name))
