@@ -31,6 +31,9 @@ Source = Union[Path, Callable[[], Path]]
 
 BLOCK = 4 << 20  # bytes of a member compressed as one independent job
 _WINDOW = 32 << 10  # deflate's history window
+#: a block is stored, not deflated, when every one of these samples of it keeps at least
+#: this share of its size at level 1 (compressed, encrypted or random data)
+PROBES, PROBE_SIZE, STORE_ABOVE = 4, 16 << 10, 0.99
 
 
 @dataclass(frozen=True)
@@ -54,15 +57,40 @@ class Prepared:
     data: Deflated
 
 
+def incompressible(data: bytes) -> bool:
+    """Whether deflating ``data`` would not pay: samples spread over it do not shrink.
+
+    Deflate is as slow on data that does not compress (already compressed, encrypted) as
+    on data that does, and its output is then a little larger than the input. The first
+    sample that shrinks ends the test, so on ordinary data it costs one small level 1 pass.
+    """
+    if len(data) < PROBES * PROBE_SIZE:
+        return False
+    view = memoryview(data)
+    step = len(data) // PROBES
+    for index in range(PROBES):
+        start = index * step + (step - PROBE_SIZE) // 2
+        compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+        size = len(compressor.compress(view[start : start + PROBE_SIZE]))
+        size += len(compressor.flush())
+        if size < PROBE_SIZE * STORE_ABOVE:
+            return False
+    return True
+
+
 def _compress_block(data: bytes, history: bytes, level: int, final: bool) -> bytes:
     """Deflate one block as a continuation of a raw deflate stream (the pigz technique).
 
     Priming the compressor with the previous 32 KiB keeps back-references across the
     boundary; ending non-final blocks with a sync flush leaves them byte-aligned with no
     end-of-stream marker, so the blocks concatenate into one valid deflate stream whatever
-    order they were compressed in. The result depends only on the input, never on timing.
+    order they were compressed in. A block that would not shrink goes in as stored
+    deflate blocks (level 0), which is valid anywhere in the stream. The result depends
+    only on the input, never on timing.
     """
-    if history:
+    if level > 0 and incompressible(data):
+        level = 0
+    if history and level > 0:
         compressor = zlib.compressobj(level, zlib.DEFLATED, -15, zdict=history)
     else:
         compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
