@@ -240,3 +240,36 @@ def test_blocks_that_would_not_shrink_are_stored(tmp_path: Path) -> None:
         info = zf.getinfo("demo.libs/mixed.so")
         assert zf.read(info) == blob
         assert info.compress_size < len(noise) + len(text) // 4
+
+
+def test_a_stream_deflates_as_the_same_file_does(tmp_path: Path) -> None:
+    # patchelf's output arrives through a pipe in pieces of any size; the member's bytes
+    # must not depend on how the pipe split them.
+    import io
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    from relabel.archive import deflate
+
+    rng = random.Random(5)
+    blob = b"".join(rng.randbytes(50_000) + b"code" * 30_000 for _ in range(60))
+    assert len(blob) > 2 * archive.BLOCK
+    source = tmp_path / "lib.so"
+    source.write_bytes(blob)
+    stream = io.BytesIO(blob)
+
+    def trickle(size: int) -> bytes:
+        return stream.read(min(size, rng.randrange(1, 70_000)))
+
+    with ThreadPoolExecutor(2) as pool:
+        whole = deflate.deflate_file(source, tmp_path / "a", 6, pool)
+        piecemeal = deflate.deflate_stream(trickle, tmp_path / "b", 6, pool)
+    assert (whole.size, whole.crc, whole.hash) == (piecemeal.size, piecemeal.crc, piecemeal.hash)
+    assert whole.path.read_bytes() == piecemeal.path.read_bytes()
+    assert zlib_inflate(piecemeal.path.read_bytes()) == blob
+
+
+def zlib_inflate(raw: bytes) -> bytes:
+    import zlib
+
+    return zlib.decompress(raw, -15)
