@@ -288,3 +288,17 @@ def test_patchelf_output_read_from_its_pipe_is_checked(
     else:
         assert "patchelf wrote an incomplete file for " in message
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_without_dev_stdout_patched_files_go_through_disk(
+    fixtures: Fixtures, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A build chroot may lack /dev or /proc; patchelf then writes files as it always did.
+    from relabel import patchelf
+
+    wheel = make_wheel(tmp_path / "in", {f"demo/_foo{EXT_SUFFIX}": fixtures.ext_foo})
+    piped = repair(wheel, tmp_path / "piped", Options()).output
+    monkeypatch.setattr(patchelf, "_STDOUT", str(tmp_path / "no-such-dev" / "stdout"))
+    on_disk = repair(wheel, tmp_path / "disk", Options()).output
+    assert on_disk.read_bytes() == piped.read_bytes()
+    check_record(on_disk)

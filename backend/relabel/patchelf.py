@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from relabel.plan import Patch
 
 MINIMUM = (0, 14, 5)
+_STDOUT = "/dev/stdout"  # patchelf's --output when relabel reads the patched file from a pipe
 _VERSION = re.compile(r"patchelf\s+(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -285,9 +286,11 @@ def stream(patch: Patch, path: Path, mode: int) -> Patched | None:
     args = arguments(patch)
     if not args or (patch.clear_rpath and patch.set_rpath is not None):
         return None
+    if not os.path.exists(_STDOUT):  # a chroot without /dev or /proc: write a file
+        return None
     _require_section_headers(path, patch.member, "patchelf")
     # patchelf opens its --output with open(2) and writes the file in one go
-    return Patched([find(), *args, "--output", "/dev/stdout", str(path)], patch.member, mode)
+    return Patched([find(), *args, "--output", _STDOUT, str(path)], patch.member, mode)
 
 
 def strip(path: Path, what: str) -> None:
