@@ -1,11 +1,11 @@
 """Deflating new members on worker threads, ahead of the zip writer.
 
-Owns turning a member's new content (a file, or a function that produces one, or a stream
+Owns turning a member's new content (a file, a function that produces one, or a stream
 another program writes it to) into raw deflate data in a scratch file, with its size,
-CRC-32 and RECORD hash. Members are
-produced by a few member threads, their blocks compressed by one thread per core (zlib and
-hashlib release the GIL); the output depends only on the input, never on timing. It must
-not write anywhere but the scratch directory it is given, and knows nothing about the zip
+CRC-32 and RECORD hash. Members are produced by a few member threads, their blocks
+compressed by one thread per core (zlib and hashlib release the GIL); blocks that would not
+shrink are stored. The output depends only on the input, never on timing. It must not
+write anywhere but the scratch directory it is given, and knows nothing about the zip
 layout or wheels.
 """
 
