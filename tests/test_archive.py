@@ -208,3 +208,68 @@ def test_zip64_output_reads_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert wf.members["pkg/c.txt"].size == 5000
         assert wf.read("pkg/c.txt", limit=1 << 20) == b"x" * 5000
         assert wf.read("pkg/a.py", limit=1 << 20) == b"a = 1\n" * 100
+
+
+def test_blocks_that_would_not_shrink_are_stored(tmp_path: Path) -> None:
+    import os
+    import random
+
+    from relabel.archive import deflate
+
+    rng = random.Random(11)
+    noise = rng.randbytes(archive.BLOCK)
+    text = b"".join(b"def f%d(x): return x * %d\n" % (i, i % 7) for i in range(200_000))
+    text = text[: archive.BLOCK]
+    assert deflate.incompressible(noise)
+    assert not deflate.incompressible(text)
+    # one compressible sample is enough to deflate the block
+    mostly_noise = noise[: archive.BLOCK // 2] + text[: archive.BLOCK // 2]
+    assert not deflate.incompressible(mostly_noise)
+    # a stored block is what level 0 writes; deflating it would give other bytes
+    assert deflate._compress_block(noise, b"", 6, final=False) == deflate._compress_block(
+        noise, b"", 0, final=False
+    )
+    # noise and code in one member: one valid stream, the code part still compressed
+    blob = text + noise + text + os.urandom(1000)
+    big = tmp_path / "mixed.so"
+    big.write_bytes(blob)
+    wheel = make_wheel(tmp_path / "in", {"pkg/a.py": b"a"})
+    first = rewrite(wheel, tmp_path / "one", added={"demo.libs/mixed.so": big})
+    with zipfile.ZipFile(first) as zf:
+        assert zf.testzip() is None
+        info = zf.getinfo("demo.libs/mixed.so")
+        assert zf.read(info) == blob
+        assert info.compress_size < len(noise) + len(text) // 4
+
+
+def test_a_stream_deflates_as_the_same_file_does(tmp_path: Path) -> None:
+    # patchelf's output arrives through a pipe in pieces of any size; the member's bytes
+    # must not depend on how the pipe split them.
+    import io
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    from relabel.archive import deflate
+
+    rng = random.Random(5)
+    blob = b"".join(rng.randbytes(50_000) + b"code" * 30_000 for _ in range(60))
+    assert len(blob) > 2 * archive.BLOCK
+    source = tmp_path / "lib.so"
+    source.write_bytes(blob)
+    stream = io.BytesIO(blob)
+
+    def trickle(size: int) -> bytes:
+        return stream.read(min(size, rng.randrange(1, 70_000)))
+
+    with ThreadPoolExecutor(2) as pool:
+        whole = deflate.deflate_file(source, tmp_path / "a", 6, pool)
+        piecemeal = deflate.deflate_stream(trickle, tmp_path / "b", 6, pool)
+    assert (whole.size, whole.crc, whole.hash) == (piecemeal.size, piecemeal.crc, piecemeal.hash)
+    assert whole.path.read_bytes() == piecemeal.path.read_bytes()
+    assert zlib_inflate(piecemeal.path.read_bytes()) == blob
+
+
+def zlib_inflate(raw: bytes) -> bytes:
+    import zlib
+
+    return zlib.decompress(raw, -15)

@@ -249,3 +249,52 @@ def test_every_elf_file_is_parsed_once(
     assert counts[str(fixtures.libfoo.resolve())] == 1  # needed by libbar and by _foo
     assert counts[str(fixtures.libbar.resolve())] == 1
     assert counts and max(counts.values()) == 1
+
+
+@pytest.mark.parametrize("mischief", ["fails", "truncates"])
+def test_patchelf_output_read_from_its_pipe_is_checked(
+    fixtures: Fixtures, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mischief: str
+) -> None:
+    # patchelf's output goes straight to the compressor; a patchelf that fails after
+    # writing part of it, or stops early with status 0, leaves no wheel behind.
+    from relabel import patchelf
+    from relabel.errors import PatchelfError
+
+    from .hostile.support import fake_tool
+
+    real = patchelf.find()
+    ending = 'echo "patchelf: boom" >&2; exit 3' if mischief == "fails" else "exit 0"
+    tool = fake_tool(
+        tmp_path / "bin" / "patchelf",
+        f'if [ "$1" = "--version" ]; then exec {real} --version; fi\n'
+        f'{real} "$@" | head -c 1000\n{ending}\n',
+    )
+    monkeypatch.setenv("RELABEL_PATCHELF", str(tool))
+    patchelf.find.cache_clear()
+    try:
+        wheel = make_wheel(tmp_path / "in", {f"demo/_foo{EXT_SUFFIX}": fixtures.ext_foo})
+        with pytest.raises(PatchelfError) as excinfo:
+            repair(wheel, tmp_path / "out", Options())
+    finally:
+        patchelf.find.cache_clear()
+    message = str(excinfo.value)
+    if mischief == "fails":
+        assert "patchelf failed on " in message
+        assert "boom" in excinfo.value.stderr
+    else:
+        assert "patchelf wrote an incomplete file for " in message
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_without_dev_stdout_patched_files_go_through_disk(
+    fixtures: Fixtures, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A build chroot may lack /dev or /proc; patchelf then writes files as it always did.
+    from relabel import patchelf
+
+    wheel = make_wheel(tmp_path / "in", {f"demo/_foo{EXT_SUFFIX}": fixtures.ext_foo})
+    piped = repair(wheel, tmp_path / "piped", Options()).output
+    monkeypatch.setattr(patchelf, "_STDOUT", str(tmp_path / "no-such-dev" / "stdout"))
+    on_disk = repair(wheel, tmp_path / "disk", Options()).output
+    assert on_disk.read_bytes() == piped.read_bytes()
+    check_record(on_disk)

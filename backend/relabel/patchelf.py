@@ -20,9 +20,10 @@ import shutil
 import struct
 import sys
 import sysconfig
+import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from relabel._process import ask, capture
 from relabel.errors import PatchelfError, ToolError
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from relabel.plan import Patch
 
 MINIMUM = (0, 14, 5)
+_STDOUT = "/dev/stdout"  # patchelf's --output when relabel reads the patched file from a pipe
 _VERSION = re.compile(r"patchelf\s+(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -160,18 +162,24 @@ def run(command: list[str], what: str, error: type[ToolError] = PatchelfError) -
     except OSError as exc:
         raise error(f"cannot run {command[0]} on {what}: {exc}", command=command) from None
     if proc.returncode != 0:
-        hint = ""
-        if error is PatchelfError and "section" in proc.stderr:
-            hint = (
-                " (patchelf edits a file through its section headers, which must be complete"
-                " and carry their usual names; rebuild the file without post-processing them)"
-            )
-        raise error(
-            f"{Path(command[0]).name} failed on {what}{hint}",
-            command=command,
-            returncode=proc.returncode,
-            stderr=proc.stderr,
+        raise _failure(command, what, proc.returncode, proc.stderr, error)
+
+
+def _failure(
+    command: list[str], what: str, returncode: int, stderr: str, error: type[ToolError]
+) -> ToolError:
+    hint = ""
+    if error is PatchelfError and "section" in stderr:
+        hint = (
+            " (patchelf edits a file through its section headers, which must be complete"
+            " and carry their usual names; rebuild the file without post-processing them)"
         )
+    return error(
+        f"{Path(command[0]).name} failed on {what}{hint}",
+        command=command,
+        returncode=returncode,
+        stderr=stderr,
+    )
 
 
 def apply(patch: Patch, path: Path, output: Path | None = None) -> None:
@@ -195,6 +203,91 @@ def apply(patch: Patch, path: Path, output: Path | None = None) -> None:
     if output is not None:
         args += ["--output", str(output)]
     run([find(), *args, str(path)], patch.member, PatchelfError)
+
+
+class Patched:
+    """The patched file as patchelf writes it, read from a pipe: a large library is not
+    written to disk and read back (see :class:`relabel.archive.deflate.Stream`).
+
+    ``close`` raises :class:`PatchelfError` when patchelf failed, or when what it wrote is
+    not a whole ELF file (its section header table lies past the end).
+    """
+
+    def __init__(self, command: list[str], what: str, mode: int) -> None:
+        self.mode = mode
+        self._command = command
+        self._what = what
+        self._head = b""
+        self._size = 0
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close/abort
+        try:
+            self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr)
+        except OSError as exc:
+            self._stderr.close()
+            raise PatchelfError(
+                f"cannot run {command[0]} on {what}: {exc}", command=command
+            ) from None
+        self._out: IO[bytes] = self._proc.stdout  # type: ignore[assignment]  # stdout=PIPE
+
+    def read(self, size: int, /) -> bytes:
+        data = self._out.read(size)
+        if len(self._head) < 64:
+            self._head += data[: 64 - len(self._head)]
+        self._size += len(data)
+        return data
+
+    def close(self) -> None:
+        self._out.close()
+        returncode = self._proc.wait()
+        self._stderr.seek(0)
+        stderr = self._stderr.read().decode(errors="replace")
+        self._stderr.close()
+        if returncode != 0:
+            raise _failure(self._command, self._what, returncode, stderr, PatchelfError)
+        if not _whole_elf(self._head, self._size):
+            raise PatchelfError(
+                f"patchelf wrote an incomplete file for {self._what} ({self._size} bytes)",
+                command=self._command,
+                returncode=returncode,
+                stderr=stderr,
+            )
+
+    def abort(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._out.close()
+        self._proc.wait()
+        self._stderr.close()
+
+
+def _whole_elf(head: bytes, size: int) -> bool:
+    """Whether an ELF file of ``size`` bytes starting with ``head`` (64 bytes) holds its
+    section header table."""
+    if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
+        return False
+    endian = "<" if head[5] == 1 else ">"
+    if head[4] == 2:
+        if len(head) < 64:
+            return False
+        (shoff,) = struct.unpack_from(endian + "Q", head, 40)
+        entsize, count = struct.unpack_from(endian + "HH", head, 58)
+    else:
+        (shoff,) = struct.unpack_from(endian + "I", head, 32)
+        entsize, count = struct.unpack_from(endian + "HH", head, 46)
+    return int(shoff) + int(entsize) * int(count) <= size
+
+
+def stream(patch: Patch, path: Path, mode: int) -> Patched | None:
+    """Start patchelf on ``path`` with its output into a pipe (the file is left as it
+    is), or None when the patch takes more than one call or none."""
+    args = arguments(patch)
+    if not args or (patch.clear_rpath and patch.set_rpath is not None):
+        return None
+    if not os.path.exists(_STDOUT):  # a chroot without /dev or /proc: write a file
+        return None
+    _require_section_headers(path, patch.member, "patchelf")
+    # patchelf opens its --output with open(2) and writes the file in one go
+    return Patched([find(), *args, "--output", _STDOUT, str(path)], patch.member, mode)
 
 
 def strip(path: Path, what: str) -> None:

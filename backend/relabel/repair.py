@@ -361,7 +361,8 @@ class _Produce:
     """Make one new member's file: copy or patch ``source`` into ``dest`` (maybe strip).
 
     Called from the writer's worker threads, so that patching one library overlaps
-    compressing another; ``size_hint`` lets the writer start the largest first.
+    compressing another; ``size_hint`` lets the writer start the largest first. A file
+    that one patchelf call patches is not written: the writer reads patchelf's output.
     """
 
     source: Path
@@ -371,7 +372,14 @@ class _Produce:
     mode: int
     size_hint: int
 
-    def __call__(self) -> Path:
+    def __call__(self) -> Path | patchelf.Patched:
+        if self.patch is not None and not self.strip:
+            # patchelf's output goes straight to the compressor, never to disk
+            patched = patchelf.stream(
+                self.patch, self.source, self.mode | stat.S_IRUSR | stat.S_IWUSR
+            )
+            if patched is not None:
+                return patched
         if self.strip:
             # before patching, as auditwheel does: strip may undo patchelf's layout changes
             if self.source != self.dest:
