@@ -60,11 +60,24 @@ def test_the_command_line_imports_no_heavy_module() -> None:
     assert sorted(modules.intersection(HEAVY)) == []
 
 
+#: Needed by the hooks that build, not by those that only ask the inner backend (a frontend
+#: runs each hook in a fresh process).
+BUILDING = (
+    "relabel.pipeline",
+    "relabel.repair",
+    "relabel.audit",
+    "relabel.policy",
+    "relabel.elf",
+    "relabel.archive",
+    "packaging.tags",
+)
+
+
 def test_the_build_backend_imports_no_heavy_module() -> None:
     proc, modules = imported("-c", "import relabel.build_meta")
     assert proc.returncode == 0, proc.stderr
     assert {"relabel.build_meta", "relabel.config", "relabel.inner"} <= modules
-    assert sorted(modules.intersection(HEAVY)) == []
+    assert sorted(modules.intersection(HEAVY + BUILDING)) == []
 
 
 def test_show_of_a_small_wheel_loads_neither_floor_nor_writer(

@@ -33,7 +33,7 @@ from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from relabel import floor_setting, policy
+from relabel import floor_setting
 from relabel.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -56,6 +56,9 @@ def _suggest(key: str, choices: Sequence[str]) -> str:
 
 def check_plat(value: str) -> str | None:
     """What is wrong with a ``plat`` value (from any source, ``--plat`` included)."""
+    # imported here: the backend's hooks that only ask the inner backend never read a policy
+    from relabel import policy  # noqa: PLC0415
+
     if value == "auto" or value in policy.known_names():
         return None
     if _suggest(value, ["auto"]):
@@ -72,6 +75,8 @@ def check_plat(value: str) -> str | None:
 def plat_values() -> list[str]:
     """Every value ``plat`` accepts: 'auto', each policy name, and each full tag that
     exists on its architecture, as :func:`check_plat` decides."""
+    from relabel import policy  # noqa: PLC0415 - see check_plat
+
     names = policy.known_names()
     candidates = [
         "auto",
