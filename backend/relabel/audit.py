@@ -102,6 +102,9 @@ class Finding:
 
 @dataclass(frozen=True)
 class Verdict:
+    """How the wheel stands against one policy: what it needs from outside, and why it
+    does not meet the policy."""
+
     policy: Policy
     #: soname -> resolved path (None: not found / libpython), for libraries outside the
     #: policy's allowed list that are not inside the wheel; when wheel files resolve one
@@ -129,6 +132,8 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Audit:
+    """The verdict of every policy of the wheel's architecture and C library."""
+
     arch: str
     libc: str | None
     verdicts: tuple[Verdict, ...]  # most compatible first, ``linux_<arch>`` last

@@ -485,6 +485,8 @@ def lookup(name: str, arch: str | None = None) -> Policy:
 
 @dataclass(frozen=True)
 class _AndroidData:
+    """``_data/android.json``, read."""
+
     system_libs: tuple[tuple[int, frozenset[str]], ...]  # (since API level, sonames)
     python_libs: frozenset[str]
     symbol_versions: Mapping[str, Mapping[str, int]]  # namespace -> version -> API level

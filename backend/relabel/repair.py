@@ -72,6 +72,8 @@ class Options(Settings):
 
 @dataclass(frozen=True)
 class Analysis:
+    """What auditing a wheel found (pure: no ELF file to audit, and no audit)."""
+
     wheel: Path
     pure: bool
     audit: Audit | None
@@ -87,6 +89,9 @@ class Analysis:
 
 @dataclass(frozen=True)
 class Result:
+    """A repair: the audit of the wheel as it was, the wheel written, and the plan it
+    followed (None for a wheel without ELF files, passed through)."""
+
     analysis: Analysis
     output: Path
     plan: Plan | None = None
