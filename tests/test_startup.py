@@ -32,6 +32,7 @@ HEAVY = (
     "difflib",  # "did you mean" for a problem to report
     "tomllib",  # pyproject.toml, read by the backend only
     "tomli",
+    "zipfile",  # relabel reads and writes zip files itself (relabel.archive)
 )
 
 
