@@ -20,6 +20,8 @@ that old glibc has and new glibc binds to the same code, without injecting any c
 The facts come from ``_data/glibc_floor.json`` (see ``backend/generate/glibc_symbols.py``).
 Everything above :func:`lower_file` is pure; :func:`lower_file` reads, rewrites, re-reads with
 :mod:`relabel.elf` (an independent parser) and checks the result against the target's symbols.
+The setting's values, the releases covered and whether a wheel is worth loading this module
+for live in :mod:`relabel.floor_setting`.
 """
 
 from __future__ import annotations
