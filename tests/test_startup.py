@@ -11,6 +11,11 @@ import os
 import subprocess
 import sys
 import sysconfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python < 3.11 only
+    import tomli as tomllib
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,8 @@ import pytest
 from relabel import cli, elf, floor, floor_setting, patchelf, verneed
 
 from .conftest import EXT_SUFFIX, Fixtures, make_wheel
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: Never needed to audit a small glibc wheel, nor to start the build backend.
 HEAVY = (
@@ -164,3 +171,24 @@ def test_the_parser_of_one_subcommand_answers_as_the_whole_one(
 
     assert cli._command(argv) in (None, "show", "repair", "lddtree")
     assert answer(cli.build_parser(cli._command(argv))) == answer(cli.build_parser())
+
+
+def test_the_installed_command_loads_the_modules_with_the_collector_off() -> None:
+    """The console script and ``python -m relabel`` enter through the same function."""
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"relabel": "relabel.__main__:run"}
+    code = (
+        "import gc, sys\n"
+        "import relabel.cli\n"
+        "seen = []\n"
+        "relabel.cli.main = lambda: seen.append((gc.isenabled(), gc.get_freeze_count())) or 0\n"
+        "from relabel.__main__ import run\n"
+        "try:\n"
+        "    run()\n"
+        "except SystemExit as exc:\n"
+        "    print(exc.code, *seen[0])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    status, enabled, frozen = proc.stdout.split()
+    assert (status, enabled) == ("0", "True"), proc.stderr
+    assert int(frozen) > 0
