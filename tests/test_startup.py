@@ -11,11 +11,6 @@ import os
 import subprocess
 import sys
 import sysconfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python < 3.11 only
-    import tomli as tomllib
 from pathlib import Path
 
 import pytest
@@ -23,6 +18,11 @@ import pytest
 from relabel import cli, elf, floor, floor_setting, patchelf, verneed
 
 from .conftest import EXT_SUFFIX, Fixtures, make_wheel
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python < 3.11 only
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
