@@ -168,6 +168,50 @@ def test_backend_that_never_stops_writing_gets_its_wheel_and_a_warning(  # noqa:
     assert "keeps writing into it" in warning
 
 
+LEFT_RUNNING = """
+import subprocess, sys, threading
+
+STOP = threading.Event()
+CHILDREN = []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    if {thread}:
+        threading.Thread(target=STOP.wait, name="late-writer", daemon=True).start()
+    if {process}:
+        CHILDREN.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+    return _copy(SPEC["wheel"], wheel_directory)
+"""
+
+
+@pytest.mark.parametrize("left", ["nothing", "thread", "process"])
+def test_removal_waits_for_late_writers_only_when_the_backend_left_something_running(
+    new_project: ProjectFactory, pure_wheel: Path, monkeypatch: pytest.MonkeyPatch, left: str
+) -> None:
+    """The scratch directory must stay away for a moment before it counts as removed only
+    while a thread or child process the hook started still runs."""
+    project = new_project(
+        **with_build_wheel(LEFT_RUNNING.format(thread=left == "thread", process=left == "process"))
+    )
+    waits: list[float] = []
+    remove_tree = relabel._signals.remove_tree
+
+    def recording(path: Path, *, settle: float | None = None, quiet: float = 0.0) -> Any:
+        waits.append(quiet)
+        return remove_tree(path, settle=settle, quiet=quiet)
+
+    monkeypatch.setattr(relabel._signals, "remove_tree", recording)
+    try:
+        assert build_meta.build_wheel(str(project.root / "dist")) == pure_wheel.name
+    finally:
+        backend = sys.modules[project.module]
+        backend.STOP.set()
+        for child in backend.CHILDREN:
+            child.kill()
+            child.wait()
+        join_late_writers()
+    assert waits == [0.0 if left == "nothing" else build_meta._QUIET_SECONDS]
+
+
 @pytest.mark.parametrize("when", ["import", "build_wheel"])
 def test_backend_pointing_tempfile_at_a_missing_directory(  # noqa: PLR0917
     new_project: ProjectFactory,

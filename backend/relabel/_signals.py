@@ -107,6 +107,33 @@ def remove_tree(path: Path, *, settle: float | None = None, quiet: float = 0.0) 
 _QUIET = 0.1
 
 
+def helpers() -> frozenset[str] | None:
+    """The threads and child processes of this process, as Linux lists them under
+    ``/proc/self/task``; None where that cannot be read."""
+    found: set[str] = set()
+    try:
+        tasks = list(Path("/proc/self/task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
+        found.add(f"thread {task.name}")
+        try:
+            children = (task / "children").read_text(encoding="ascii")
+        except FileNotFoundError:
+            continue  # the thread has ended
+        except OSError:
+            return None
+        found.update(f"process {pid}" for pid in children.split())
+    return frozenset(found)
+
+
+def _started_since(before: frozenset[str] | None) -> bool:
+    """Whether a thread or child process that did not exist at ``before`` still runs (True
+    when that cannot be told)."""
+    now = helpers()
+    return before is None or now is None or not now <= before
+
+
 def _temp_root() -> str:
     try:
         return tempfile.gettempdir()
@@ -125,20 +152,25 @@ def scratch_directory(
 
     The removal runs with SIGINT and SIGTERM held back: a signal that lands while it runs
     would otherwise leave the rest of the directory behind. When it cannot be removed (see
-    :func:`remove_tree`, which ``quiet`` is passed to), ``leftover`` is told; the block's
-    own outcome stands. A directory
+    :func:`remove_tree`), ``leftover`` is told; the block's own outcome stands. A directory
     that cannot be made is a :class:`~relabel.errors.ScratchError`.
+
+    ``quiet`` is how long the removed directory must stay away when a thread or child
+    process started during the block still runs (something may still write into it, see
+    :func:`remove_tree`): only then is it waited for.
     """
     try:
         path = Path(tempfile.mkdtemp(prefix=prefix))
     except OSError as exc:
         raise ScratchError(_temp_root(), exc.strerror or str(exc)) from None
+    before = helpers() if quiet else None
     try:
         yield path
     finally:
         held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_BACK)
         try:
-            error = remove_tree(path, quiet=quiet)
+            wait = quiet if quiet and _started_since(before) else 0.0
+            error = remove_tree(path, quiet=wait)
             if error is not None and leftover is not None:
                 leftover(path, error)
         finally:

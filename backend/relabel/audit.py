@@ -21,13 +21,14 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from relabel import android, musl
+from relabel import android
 from relabel.elf import ElfInfo, is_loader
 from relabel.resolve import LIBPYTHON, Library, Node, is_path
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
+    from relabel import musl
     from relabel.policy import Policy
 
 
@@ -101,6 +102,9 @@ class Finding:
 
 @dataclass(frozen=True)
 class Verdict:
+    """How the wheel stands against one policy: what it needs from outside, and why it
+    does not meet the policy."""
+
     policy: Policy
     #: soname -> resolved path (None: not found / libpython), for libraries outside the
     #: policy's allowed list that are not inside the wheel; when wheel files resolve one
@@ -128,6 +132,8 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Audit:
+    """The verdict of every policy of the wheel's architecture and C library."""
+
     arch: str
     libc: str | None
     verdicts: tuple[Verdict, ...]  # most compatible first, ``linux_<arch>`` last
@@ -311,6 +317,8 @@ def _musl_findings(
     """musl has no symbol versions: the names a file takes from libc tell its release."""
     if policy.libc != "musl" or policy.version is None:
         return []
+    from relabel import musl  # noqa: PLC0415 - its data is read for musl wheels only
+
     evidence = [(n.member, n.info) for n in nodes] + sorted(grafted, key=lambda g: g[0])
     return [
         Finding(file, Kind.MUSL_SYMBOL, symbol=symbol, detail=text)

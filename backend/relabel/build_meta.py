@@ -21,13 +21,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from relabel import archive, config, inner, patchelf, pipeline, report
+from relabel import config, inner, patchelf
 from relabel._signals import Terminated, scratch_directory, sigterm_unwinds
 from relabel.errors import InnerBackendError, RelabelError, ScratchError
-from relabel.repair import Options
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+# The pipeline (ELF reader, audit, archive) is imported by the hooks that build: a
+# frontend runs every hook in a fresh process, and most hooks only ask the inner backend.
 
 __all__ = [
     "build_sdist",
@@ -189,6 +191,9 @@ def build_wheel(
 
 
 def _finish(built: Path, out_dir: Path, settings: config.Settings) -> Path:
+    from relabel import pipeline, report  # noqa: PLC0415 - see the imports
+    from relabel.repair import Options  # noqa: PLC0415
+
     outcome = pipeline.run(built, out_dir, Options.of(settings), settings.mode)
     result, analysis = outcome.result, outcome.analysis
     if result is not None:
@@ -241,6 +246,8 @@ def _build_editable(
             built = _build_privately(
                 backend, "build_editable", scratch, stripped, metadata_directory
             )
+            from relabel import archive  # noqa: PLC0415 - see the imports
+
             return archive.copy_atomically(built, Path(wheel_directory)).name
 
 

@@ -106,7 +106,15 @@ def _add_flags(parser: argparse.ArgumentParser, command: str) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``command``, only that subcommand gets the settings' flags
+    (argparse reads one subcommand's arguments, and ``relabel --help`` lists the
+    subcommands by name and help alone)."""
+
+    def flags(subparser: argparse.ArgumentParser, name: str) -> None:
+        if command in (None, name):
+            _add_flags(subparser, name)
+
     parser = _Parser(
         prog="relabel", description="Audit and repair Linux wheels (manylinux / musllinux)."
     )
@@ -116,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="audit a wheel and explain every policy it misses")
     show.add_argument("wheel", type=Path, metavar="WHEEL")
     show.add_argument("--json", action="store_true", help="print a JSON report")
-    _add_flags(show, "show")
+    flags(show, "show")
 
     rep = sub.add_parser("repair", help="graft external libraries and retag wheels")
     rep.add_argument("wheels", type=Path, nargs="+", metavar="WHEEL")
@@ -128,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="directory for the repaired wheels (default: wheelhouse)",
     )
-    _add_flags(rep, "repair")
+    flags(rep, "repair")
 
     tree = sub.add_parser(
         "lddtree",
@@ -356,6 +364,12 @@ def interruptible() -> Iterator[Path]:
         yield scratch
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names: its first word that is not an option (relabel's own
+    options take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def _json_wanted(argv: Sequence[str]) -> bool:
     return "--json" in argv and "show" in argv
 
@@ -363,7 +377,7 @@ def _json_wanted(argv: Sequence[str]) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_command(argv)).parse_args(argv)
     except _ParseError as exc:
         exc.parser.print_usage(sys.stderr)
         print(f"{exc.parser.prog}: error: {exc.message}", file=sys.stderr)

@@ -27,23 +27,17 @@ error: the environment is shared with everything else the build runs).
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from relabel import floor, policy
+from relabel import floor_setting
 from relabel.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python < 3.11 only
-    import tomli as tomllib
 
 MODES = ("repair", "check", "warn", "skip")
 AUDITWHEEL_PLAT = "AUDITWHEEL_PLAT"
@@ -53,6 +47,8 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def _suggest(key: str, choices: Sequence[str]) -> str:
+    import difflib  # noqa: PLC0415 - only a run with a problem to report needs it
+
     lowered = {c.lower(): c for c in choices}
     close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.6)
     return f"; did you mean {lowered[close[0]]!r}?" if close else ""
@@ -60,6 +56,9 @@ def _suggest(key: str, choices: Sequence[str]) -> str:
 
 def check_plat(value: str) -> str | None:
     """What is wrong with a ``plat`` value (from any source, ``--plat`` included)."""
+    # imported here: the backend's hooks that only ask the inner backend never read a policy
+    from relabel import policy  # noqa: PLC0415
+
     if value == "auto" or value in policy.known_names():
         return None
     if _suggest(value, ["auto"]):
@@ -76,6 +75,8 @@ def check_plat(value: str) -> str | None:
 def plat_values() -> list[str]:
     """Every value ``plat`` accepts: 'auto', each policy name, and each full tag that
     exists on its architecture, as :func:`check_plat` decides."""
+    from relabel import policy  # noqa: PLC0415 - see check_plat
+
     names = policy.known_names()
     candidates = [
         "auto",
@@ -134,7 +135,7 @@ def _check_lib_sdir(value: str) -> str | None:
 
 def _check_glibc_floor(value: str) -> str | None:
     try:
-        floor.parse_setting(value)
+        floor_setting.parse_setting(value)
     except ValueError as exc:
         return str(exc)
     return None
@@ -142,11 +143,11 @@ def _check_glibc_floor(value: str) -> str | None:
 
 def glibc_floor_values() -> list[str]:
     """Every value ``glibc-floor`` accepts, as :func:`_check_glibc_floor` decides."""
-    known = floor.releases()
+    known = floor_setting.releases()
     candidates = [
-        floor.OFF,
-        floor.AUTO,
-        *(floor.show(v) for v in known),
+        floor_setting.OFF,
+        floor_setting.AUTO,
+        *(floor_setting.show(v) for v in known),
         *(f"manylinux_{v[0]}_{v[1]}" for v in known),
         "manylinux1",
         "manylinux2010",
@@ -156,7 +157,7 @@ def glibc_floor_values() -> list[str]:
 
 
 def _check_glibc_floor_allow(value: str) -> str | None:
-    groups = floor.opt_in_groups()
+    groups = floor_setting.opt_in_groups()
     if value in groups:
         return None
     return f"unknown group {value!r}{_suggest(value, groups)} (known: {', '.join(groups)})"
@@ -427,7 +428,7 @@ class Settings:
         ),
     )
     glibc_floor: str = _setting(
-        floor.OFF,
+        floor_setting.OFF,
         Meta(
             "Lower the glibc symbol versions the wheel's files need: off, auto (as far as the"
             " safe rules allow), or a glibc release or policy that is then required.",
@@ -447,7 +448,7 @@ class Settings:
         Meta(
             "Opt-in symbol classes whose behaviour differs (e.g. c23-parsing).",
             check=_check_glibc_floor_allow,
-            schema=lambda: {"enum": floor.opt_in_groups()},
+            schema=lambda: {"enum": floor_setting.opt_in_groups()},
             flag=Flag(
                 ("--glibc-floor-allow",),
                 "also lower symbols whose old version behaves differently, by group name"
@@ -591,6 +592,12 @@ def _scalar(info: Meta, raw: object, *, text: bool) -> bool | int | str:
 
 
 def read_pyproject(project_dir: Path) -> dict[str, Any]:
+    # imported here: the command line never reads pyproject.toml
+    if sys.version_info >= (3, 11):
+        import tomllib  # noqa: PLC0415
+    else:  # pragma: no cover - exercised on Python < 3.11 only
+        import tomli as tomllib  # noqa: PLC0415
+
     path = project_dir / "pyproject.toml"
     try:
         with path.open("rb") as stream:
@@ -707,6 +714,8 @@ def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
     for name in sorted(environ):
         if not name.startswith(prefix) or name in known:
             continue
+        import difflib  # noqa: PLC0415 - see _suggest
+
         text = f"environment variable {name} is not a relabel setting and is ignored"
         close = difflib.get_close_matches(name[len(prefix) :].upper(), list(tails), n=1, cutoff=0.6)
         warnings.append(text + (f"; did you mean {tails[close[0]]}?" if close else ""))

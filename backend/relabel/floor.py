@@ -20,6 +20,8 @@ that old glibc has and new glibc binds to the same code, without injecting any c
 The facts come from ``_data/glibc_floor.json`` (see ``backend/generate/glibc_symbols.py``).
 Everything above :func:`lower_file` is pure; :func:`lower_file` reads, rewrites, re-reads with
 :mod:`relabel.elf` (an independent parser) and checks the result against the target's symbols.
+The setting's values, the releases covered and whether a wheel is worth loading this module
+for live in :mod:`relabel.floor_setting`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import shutil
 import struct
 from dataclasses import dataclass
@@ -36,6 +37,17 @@ from typing import TYPE_CHECKING, Any
 
 from . import elf
 from .errors import RelabelError
+from .floor_setting import (
+    AUTO,
+    OFF,
+    Version,
+    data,
+    glibc_version,
+    parse_setting,
+    parse_version,
+    releases,
+    show,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -43,19 +55,10 @@ if TYPE_CHECKING:
     from . import verneed
 
 
-Version = tuple[int, ...]
-
 #: ELF e_machine -> tag architecture handled here
 MACHINES = {62: "x86_64", 183: "aarch64"}
 STT_FUNC = 2
 STT_GNU_IFUNC = 10
-_GLIBC = re.compile(r"GLIBC_(\d+(?:\.\d+)+)")
-#: version names that carry no symbol but need a glibc release
-_MARKERS = {
-    "GLIBC_ABI_DT_RELR": (2, 36),
-    "GLIBC_ABI_GNU2_TLS": (2, 42),
-    "GLIBC_ABI_GNU_TLS": (2, 42),
-}
 _STAT_FAMILY = frozenset(
     [
         "stat",
@@ -71,22 +74,6 @@ _STAT_FAMILY = frozenset(
     ]
 )
 _OTHER_CAPS = {"GLIBCXX_": "libstdc++", "CXXABI_": "libstdc++", "GCC_": "libgcc_s"}
-
-
-def parse_version(text: str) -> Version:
-    return tuple(int(p) for p in text.split("."))
-
-
-def show(version: Version) -> str:
-    return ".".join(map(str, version))
-
-
-def glibc_version(name: str) -> Version | None:
-    """``GLIBC_2.2.5`` -> (2, 2, 5); version markers map to the release that defines them."""
-    m = _GLIBC.fullmatch(name)
-    if m:
-        return parse_version(m.group(1))
-    return _MARKERS.get(name)
 
 
 # --- the data ---------------------------------------------------------------------------
@@ -165,22 +152,10 @@ class Table:
 
 
 @functools.cache
-def _raw_data() -> dict[str, Any]:
-    source = Path(__file__).parent / "_data" / "glibc_floor.json"
-    data: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
-    return data
-
-
-@functools.cache
 def table(arch: str) -> Table | None:
     """The facts for ``arch`` (tag architecture), or None when it is not handled."""
-    data = _raw_data()
-    return Table(data, arch) if arch in data["arches"] else None
-
-
-def releases() -> list[Version]:
-    """The glibc releases the data covers, oldest first."""
-    return [parse_version(r) for r in _raw_data()["arches"]["x86_64"]["releases"]]
+    facts = data()
+    return Table(facts, arch) if arch in facts["arches"] else None
 
 
 # --- what a file needs ------------------------------------------------------------------
@@ -617,11 +592,8 @@ def _restore(dest: Path, backup: Path | None) -> None:
 
 # --- a whole wheel ------------------------------------------------------------------------
 
-OFF = "off"
-AUTO = "auto"
 #: the provenance file's name in ``.dist-info``
 PROVENANCE = "relabel-glibc-floor.json"
-_POLICY = re.compile(r"manylinux_(\d+)_(\d+)")
 
 
 class FloorError(RelabelError):
@@ -636,39 +608,6 @@ class FloorError(RelabelError):
             "Raise glibc-floor to the lowest release named above, set it to 'auto' to lower"
             " as far as the safe rules allow, or build against an older glibc."
         )
-
-
-def parse_setting(value: str) -> Version | str:
-    """``off``/``auto``, or the glibc release of ``2.17`` / ``manylinux_2_17`` /
-    ``manylinux2014``; raises ValueError with a sentence otherwise."""
-    text = value.strip()
-    if text in (OFF, AUTO):
-        return text
-    aliases = {"manylinux2014": (2, 17), "manylinux2010": (2, 12), "manylinux1": (2, 5)}
-    m = _POLICY.fullmatch(text)
-    if m:
-        version: Version = (int(m.group(1)), int(m.group(2)))
-    elif text in aliases:
-        version = aliases[text]
-    elif re.fullmatch(r"\d+\.\d+", text):
-        version = parse_version(text)
-    else:
-        raise ValueError(
-            f"{value!r} is not 'off', 'auto', a glibc release such as '2.17' or a policy such"
-            " as 'manylinux_2_28'"
-        )
-    known = releases()
-    if version not in known:
-        raise ValueError(
-            f"glibc {show(version)} is outside what relabel can lower to"
-            f" ({show(known[0])} to {show(known[-1])})"
-        )
-    return version
-
-
-def opt_in_groups() -> list[str]:
-    """The names ``glibc-floor-allow`` accepts."""
-    return sorted({v[1] for v in _raw_data()["opt_in"].values()})
 
 
 @dataclass(frozen=True)

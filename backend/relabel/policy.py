@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from relabel import android
+from relabel import _resources, android
 from relabel.arch import ARCHITECTURES
 
 if TYPE_CHECKING:
@@ -221,10 +219,7 @@ def _expand(entries: Iterable[str]) -> list[str]:
 
 @functools.cache
 def _load(libc: Libc) -> _Family:
-    # Package data beside this module (importlib.resources would cost more to import than
-    # the whole table takes to build).
-    source = Path(__file__).parent / "_data" / _DATA_FILES[libc]
-    data: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    data = _resources.load(_DATA_FILES[libc])
     family: str = data["family"]
     version_namespace: str | None = data["version_namespace"]
     spans: dict[str, dict[str, str]] = data["architectures"]
@@ -490,6 +485,8 @@ def lookup(name: str, arch: str | None = None) -> Policy:
 
 @dataclass(frozen=True)
 class _AndroidData:
+    """``_data/android.json``, read."""
+
     system_libs: tuple[tuple[int, frozenset[str]], ...]  # (since API level, sonames)
     python_libs: frozenset[str]
     symbol_versions: Mapping[str, Mapping[str, int]]  # namespace -> version -> API level
@@ -497,8 +494,7 @@ class _AndroidData:
 
 @functools.cache
 def _android_data() -> _AndroidData:
-    source = Path(__file__).parent / "_data" / "android.json"
-    data: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    data = _resources.load("android.json")
     return _AndroidData(
         system_libs=tuple(
             (int(entry["since"]), frozenset(entry["libs"])) for entry in data["system_libs"]

@@ -18,12 +18,11 @@ import os
 import shutil
 import stat
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relabel import android, archive, floor, included, libc, musl, patchelf, policy, sbom
+from relabel import android, archive, floor_setting, included, libc, patchelf, policy
 from relabel.archive import check_member_name
 from relabel.audit import Audit, Kind, audit, installed_path
 from relabel.config import Settings
@@ -37,12 +36,14 @@ from relabel.errors import (
     ScratchError,
     WheelError,
 )
-from relabel.plan import Patch, Plan, describe_blockers, launcher, make_plan, retag
 from relabel.report import advice
 from relabel.resolve import Resolver
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+
+    from relabel import floor, musl
+    from relabel.plan import Patch, Plan
 
 _MIN_ELF_SIZE = 52  # the smallest ELF header (32-bit)
 
@@ -73,6 +74,8 @@ class Options(Settings):
 
 @dataclass(frozen=True)
 class Analysis:
+    """What auditing a wheel found (pure: no ELF file to audit, and no audit)."""
+
     wheel: Path
     pure: bool
     audit: Audit | None
@@ -81,12 +84,16 @@ class Analysis:
     notes: tuple[str, ...] = ()
     #: included (dlopen) libraries: wheel member -> file placed in the scratch tree
     included: tuple[tuple[str, str], ...] = ()
-    #: what lowering the glibc floor did (or, with "off", would do)
+    #: what lowering the glibc floor did (or, with "off", would do); None when the wheel is
+    #: not glibc, or the floor is off and nothing could be lowered
     glibc_floor: floor.WheelFloor | None = None
 
 
 @dataclass(frozen=True)
 class Result:
+    """A repair: the audit of the wheel as it was, the wheel written, and the plan it
+    followed (None for a wheel without ELF files, passed through)."""
+
     analysis: Analysis
     output: Path
     plan: Plan | None = None
@@ -121,12 +128,17 @@ def _scan(
 
     # Inflating releases the GIL: large libraries are extracted side by side, largest first.
     by_size = sorted(candidates, key=lambda n: -wheel.members[n].size)
-    pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
-    try:
-        parsed = dict(zip(by_size, pool.map(extract, by_size)))
-    finally:
-        # one bad member (or an interrupt) does not wait for every other extraction
-        pool.shutdown(wait=True, cancel_futures=True)
+    if len(by_size) < 2:
+        parsed = {name: extract(name) for name in by_size}  # no pool to start for one file
+    else:
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - see above
+
+        pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+        try:
+            parsed = dict(zip(by_size, pool.map(extract, by_size)))
+        finally:
+            # one bad member (or an interrupt) does not wait for every other extraction
+            pool.shutdown(wait=True, cancel_futures=True)
     infos: dict[str, ElfInfo] = {}
     skipped: list[tuple[str, str]] = []
     android_tag = libc.android_tag(wheel)
@@ -198,7 +210,8 @@ def read_wheel_elves(
         policies = policy.policies_for(family, arch)
     if family is policy.Libc.GLIBC:
         infos, lowered = _lower_glibc_floor(tree, infos, options)
-        notes += tuple(lowered.lines()) if lowered.setting == floor.OFF else ()
+        if lowered is not None and lowered.setting == floor_setting.OFF:
+            notes += tuple(lowered.lines())
     nodes = resolver.resolve_wheel(
         [(name, str(disk_path(tree, name)), info) for name, info in infos.items()]
     )
@@ -210,17 +223,30 @@ def read_wheel_elves(
         wheel_root=os.path.realpath(tree),
         isa_check=options.isa_check,
         skipped=skipped,
-        musl_host=musl.host_version() if family is policy.Libc.MUSL else None,
+        musl_host=_musl_host() if family is policy.Libc.MUSL else None,
     )
     return Analysis(wheel.path, False, result, arch, family.value, notes, tuple(placed), lowered)
 
 
+def _musl_host() -> musl.HostMusl | None:
+    from relabel import musl  # noqa: PLC0415 - musl wheels only
+
+    return musl.host_version()
+
+
 def _lower_glibc_floor(
     tree: Path, infos: dict[str, ElfInfo], options: Options
-) -> tuple[dict[str, ElfInfo], floor.WheelFloor]:
+) -> tuple[dict[str, ElfInfo], floor.WheelFloor | None]:
     """Rewrite the glibc version needs of every ELF file in the tree (grafts are decided
-    later and stay as built), then re-read the rewritten files for the audit."""
-    tool = patchelf.find() if options.glibc_floor != floor.OFF else None
+    later and stay as built), then re-read the rewritten files for the audit.
+
+    None when the floor is off and no file needs a glibc newer than the oldest release it
+    covers: off would have nothing to say, and the floor's tables are not loaded."""
+    if options.glibc_floor == floor_setting.OFF and not floor_setting.may_lower(infos.values()):
+        return infos, None
+    from relabel import floor  # noqa: PLC0415 - see above
+
+    tool = patchelf.find() if options.glibc_floor != floor_setting.OFF else None
     files = {member: disk_path(tree, member) for member in infos}
     done = floor.for_wheel(files, options.glibc_floor, options.glibc_floor_allow, tool)
     for member in done.lowered:
@@ -235,7 +261,7 @@ def analyze(wheel_path: Path, options: Options, *, scratch: Path | None = None) 
     The wheel is audited as it is: glibc-floor only says, in a note, what lowering would
     reach (check mode must not pass a wheel on the strength of files it does not write).
     """
-    options = dataclasses.replace(options, glibc_floor=floor.OFF)
+    options = dataclasses.replace(options, glibc_floor=floor_setting.OFF)
     with (
         archive.WheelFile(wheel_path) as wheel,
         tempfile.TemporaryDirectory(prefix="relabel-", dir=scratch) as tmp,
@@ -251,11 +277,24 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _hashes(paths: Sequence[str]) -> dict[str, str]:
+    """SHA-256 of each file, side by side (hashing releases the GIL); no pool for one."""
+    if len(paths) < 2:
+        return {path: _sha256(path) for path in paths}
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - see _scan
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        return dict(zip(paths, pool.map(_sha256, paths)))
+
+
 def repair(
     wheel_path: Path, out_dir: Path, options: Options, *, scratch: Path | None = None
 ) -> Result:
     """Repair one wheel into ``out_dir``; the input is never modified. Temporary files go
     under ``scratch`` (``$TMPDIR`` when None)."""
+    # imported here, as in _apply: ``relabel show`` audits without planning
+    from relabel.plan import describe_blockers, make_plan  # noqa: PLC0415
+
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -274,8 +313,7 @@ def repair(
         result = analysis.audit
         sources = {p for v in result.verdicts for p in v.external_files}
         sources |= {source for _, source in analysis.included}  # for the SBOM
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            hashes = dict(zip(sorted(sources), pool.map(_sha256, sorted(sources))))
+        hashes = _hashes(sorted(sources))
         name = dist_name(wheel)
         rpath_members = frozenset(
             n.member for n in result.nodes if analysis.included and n.info.is_python_extension
@@ -405,6 +443,8 @@ def _apply(
     options: Options,
     hashes: Mapping[str, str],
 ) -> Path:
+    from relabel.plan import launcher, retag  # noqa: PLC0415 - see repair
+
     tree = scratch / "tree"
     libs = scratch / "libs"
     libs.mkdir()
@@ -469,8 +509,12 @@ def _apply(
     grafted = [(g.member, g.source) for g in plan.grafts]
     grafted += [(member, source) for member, source in analysis.included]
     if lowered and analysis.glibc_floor is not None:
+        from relabel import floor  # noqa: PLC0415 - see _lower_glibc_floor
+
         extra[f"{wheel.dist_info}/{floor.PROVENANCE}"] = analysis.glibc_floor.provenance()
     if grafted:
+        from relabel import sbom  # noqa: PLC0415 - only a repair that grafts writes an SBOM
+
         # Package-manager lookups take a while: done in a worker, beside the compression.
         extra[f"{wheel.dist_info}/sboms/{sbom.SBOM_NAME}"] = functools.partial(
             sbom.document, new_name, wheel.project, str(wheel.version), grafted, hashes

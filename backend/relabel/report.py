@@ -15,7 +15,7 @@ import json
 import posixpath
 from typing import TYPE_CHECKING, Any
 
-from relabel import floor
+from relabel import floor_setting
 from relabel.arch import is_glibc_libc, is_musl_interpreter, is_musl_libc
 from relabel.audit import REPAIRABLE, Audit, Finding, Kind, Verdict
 
@@ -368,7 +368,7 @@ def render_floor(result: Result) -> str:
     """What lowering the glibc floor did, one ``relabel:`` line each ("" when it was off:
     what it would do is among the notes)."""
     lowered = result.analysis.glibc_floor
-    if lowered is None or lowered.setting == floor.OFF:
+    if lowered is None or lowered.setting == floor_setting.OFF:
         return ""
     return "\n".join(f"relabel:   {line}" for line in lowered.lines())
 

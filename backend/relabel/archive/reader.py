@@ -22,7 +22,6 @@ import operator
 import os
 import stat
 import struct
-import zipfile
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,9 +41,11 @@ from relabel.archive.record import (
 )
 from relabel.archive.zipformat import (
     CHUNK,
+    DEFLATED,
     FLAGS_REFUSED,
     LOCAL_HEADER,
     LOCAL_SIG,
+    STORED,
     BadZipError,
     DateTime,
     Span,
@@ -200,7 +201,7 @@ class WheelFile:
                 f"member {name!r} is encrypted or stored as a patch, which wheels cannot be",
                 member=name,
             )
-        if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        if method not in (STORED, DEFLATED):
             raise WheelError(
                 self.filename,
                 f"member {name!r} uses zip compression method {method};"
@@ -433,7 +434,7 @@ class WheelFile:
         is stopped there."""
         name = member.name
         span = self.raw_span(member)
-        inflater = zlib.decompressobj(-15) if member.method == zipfile.ZIP_DEFLATED else None
+        inflater = zlib.decompressobj(-15) if member.method == DEFLATED else None
         crc = written = 0
         offset, remaining = span.offset, span.length
 

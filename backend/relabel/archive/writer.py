@@ -22,7 +22,6 @@ import stat
 import struct
 import tempfile
 import threading
-import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
@@ -34,6 +33,7 @@ from relabel.archive.record import RecordEntry
 from relabel.archive.zipformat import (
     CENTRAL_HEADER,
     CENTRAL_SIG,
+    DEFLATED,
     EOCD,
     FLAG_UTF8,
     LOCAL_HEADER,
@@ -179,7 +179,7 @@ class _ZipWriter:
                 size=data.size,
                 compressed_size=data.compressed_size,
                 crc=data.crc,
-                method=zipfile.ZIP_DEFLATED,
+                method=DEFLATED,
                 mode=mode,
                 date_time=date_time,
             )

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 CHUNK = 1 << 20  # bytes read, inflated or copied at a time
+#: compression methods (APPNOTE 4.4.5); a wheel uses only these two
+STORED = 0
+DEFLATED = 8
 MAX32 = 0xFFFFFFFF  # the placeholder a zip64 field leaves in the 32-bit one
 LOCAL_SIG = 0x04034B50
 CENTRAL_SIG = 0x02014B50
