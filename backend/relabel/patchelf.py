@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import struct
+import subprocess
 import sys
 import sysconfig
 import tempfile
