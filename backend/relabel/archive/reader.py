@@ -6,9 +6,9 @@ and with the file name, no member escaping the wheel root, no links, no encrypti
 accepts what installers accept: a file name whose tags differ from WHEEL (the name rules,
 with a note), header lines after a blank line in WHEEL, RECORD signatures. Only WHEEL,
 which has a size limit, is read whole into memory; RECORD and the zip's central directory
-are parsed as they are read, and each member costs one small record, as wheels with
-hundreds of thousands of members exist. Every member read is checked against its size,
-CRC and RECORD hash.
+are parsed as they are read, a window at a time, and each member costs its name and one
+packed bytes record (:class:`Members`), as wheels with hundreds of thousands of members
+exist. Every member read is checked against its size, CRC and RECORD hash.
 
 It must not write anything but the one file :meth:`WheelFile.extract` is asked for, and
 knows nothing about ELF files or policies.
@@ -69,8 +69,8 @@ def _listing(names: Sequence[str]) -> str:
 
 #: what a member costs beside its name, packed as bytes: size, compressed size, offset of
 #: its local header, CRC-32, the zip's date << 16 | time, permission bits, method. Then
-#: nothing while RECORD does not list the member, else one byte: 0 when its line has no
-#: hash, or the first of its packed hash (:meth:`Hash.pack`).
+#: nothing while RECORD does not list the member, else the byte 0 when its line has no
+#: hash, or its packed hash (:meth:`Hash.pack`, which never starts with 0).
 _FIXED = struct.Struct("<QQQIIHH")
 _SPAN = struct.Struct("<QQ")  # compressed size and offset, at byte 8
 _LISTED_UNHASHED = b"\0"
