@@ -28,6 +28,32 @@ def test_hash_text_round_trips_and_checks_digests() -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        record_hash(b"data"),
+        "sha512=" + Hash.of(hashlib.sha512(b"data").digest(), "sha512").value,
+        "sha3_256=" + Hash.of(hashlib.sha3_256(b"").digest(), "sha3_256").value,
+        record_hash(b"data") + "=",  # padded: not how a digest is written, so no match
+        "sha256=not base64!",
+        "sha256=",
+        "sha256",
+        "md5=XUFAKrxLKna5cZ2REBfFkg",
+        "=x=y",
+        "sha256=ü",
+    ],
+)
+def test_packed_hashes_give_back_their_text(text: str) -> None:
+    # A wheel keeps every member's hash packed (raw digests); what is read back, and
+    # written into a new RECORD, is the text RECORD had, odd or not.
+    parsed = Hash.parse(text)
+    unpacked = Hash.unpack(parsed.pack())
+    assert (unpacked.name, unpacked.value) == (parsed.name, parsed.value)
+    assert str(unpacked) == str(parsed)
+    if text == record_hash(b"data"):
+        assert len(parsed.pack()) == 33  # one byte and the sha256 digest
+
+
+@pytest.mark.parametrize(
     "path", ["pkg/plain.py", "pkg/comma,name.py", 'pkg/quote"name.py', "pkg/cr\rname.py"]
 )
 def test_lines_read_back_as_the_same_entry(path: str) -> None:

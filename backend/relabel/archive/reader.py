@@ -6,9 +6,9 @@ and with the file name, no member escaping the wheel root, no links, no encrypti
 accepts what installers accept: a file name whose tags differ from WHEEL (the name rules,
 with a note), header lines after a blank line in WHEEL, RECORD signatures. Only WHEEL,
 which has a size limit, is read whole into memory; RECORD and the zip's central directory
-are parsed as they are read, and each member costs one small record, as wheels with
-hundreds of thousands of members exist. Every member read is checked against its size,
-CRC and RECORD hash.
+are parsed as they are read, a window at a time, and each member costs its name and one
+packed bytes record (:class:`Members`), as wheels with hundreds of thousands of members
+exist. Every member read is checked against its size, CRC and RECORD hash.
 
 It must not write anything but the one file :meth:`WheelFile.extract` is asked for, and
 knows nothing about ELF files or policies.
@@ -17,12 +17,12 @@ knows nothing about ELF files or policies.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import operator
 import os
 import stat
 import struct
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,7 +55,7 @@ from relabel.archive.zipformat import (
 from relabel.errors import WheelError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Mapping, Sequence
+    from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 
     from packaging.tags import Tag
 
@@ -68,49 +68,57 @@ def _listing(names: Sequence[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-class Member:
-    """One regular file of a wheel.
+#: what a member costs beside its name, packed as bytes: size, compressed size, offset of
+#: its local header, CRC-32, the zip's date << 16 | time, permission bits, method. Then
+#: nothing while RECORD does not list the member, else the byte 0 when its line has no
+#: hash, or its packed hash (:meth:`Hash.pack`, which never starts with 0).
+_FIXED = struct.Struct("<QQQIIHH")
+_SPAN = struct.Struct("<QQ")  # compressed size and offset, at byte 8
+_LISTED_UNHASHED = b"\0"
 
-    Compact on purpose (slots, the timestamp packed as the zip stores it): a wheel may hold
-    hundreds of thousands of members, and relabel keeps one of these for each.
-    ``record_hash`` is the hash of the member's RECORD line: ``None`` when RECORD lists it
-    without one (RECORD itself, signatures) or does not list it.
+
+class Member:
+    """One regular file of a wheel, as :class:`Members` gives it out (made on each look-up
+    from the packed record the wheel keeps; read-only). ``record_hash`` is the hash of the
+    member's RECORD line: ``None`` when RECORD lists it without one (RECORD itself,
+    signatures) or does not list it.
     """
 
     __slots__ = (
         "_dos",
+        "_hash",
+        "_record",
         "compressed_size",
         "crc",
         "method",
         "mode",
         "name",
         "offset",
-        "record_hash",
         "size",
     )
+    _hash: Hash | None
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        size: int,
-        compressed_size: int,
-        crc: int,
-        method: int,
-        offset: int,
-        mode: int,
-        dos: int,
-        record_hash: Hash | None = None,
-    ) -> None:
+    def __init__(self, name: str, record: bytes) -> None:
         self.name = name
-        self.size = size
-        self.compressed_size = compressed_size
-        self.crc = crc
-        self.method = method
-        self.offset = offset  # of the local header
-        self.mode = mode  # unix permission bits (0 when the zip carries none)
-        self._dos = dos  # the zip's date << 16 | time
-        self.record_hash = record_hash
+        self._record = record
+        (
+            self.size,
+            self.compressed_size,
+            self.offset,  # of the local header
+            self.crc,
+            self._dos,  # the zip's date << 16 | time
+            self.mode,  # unix permission bits (0 when the zip carries none)
+            self.method,
+        ) = _FIXED.unpack_from(record)
+
+    @property
+    def record_hash(self) -> Hash | None:
+        try:
+            return self._hash
+        except AttributeError:  # unpacked on first use, then kept
+            tail = self._record[_FIXED.size :]
+            self._hash = Hash.unpack(tail) if tail and tail != _LISTED_UNHASHED else None
+            return self._hash
 
     @property
     def date_time(self) -> DateTime:
@@ -118,6 +126,63 @@ class Member:
 
     def __repr__(self) -> str:
         return f"Member({self.name!r}, size={self.size})"
+
+
+class Members(Mapping[str, Member]):
+    """The regular files of a wheel by name, in the order of the zip's directory.
+
+    A wheel may hold hundreds of thousands of members, and relabel keeps them all: each
+    costs its name, a slot of one dict and one bytes object (about 110 bytes with a sha256
+    hash), not an object per field. A :class:`Member` is made on each look-up.
+    """
+
+    __slots__ = ("_records",)
+
+    def __init__(self) -> None:
+        self._records: dict[str, bytes] = {}
+
+    def add(
+        self,
+        name: str,
+        *,
+        size: int,
+        compressed_size: int,
+        offset: int,
+        crc: int,
+        dos: int,
+        mode: int,
+        method: int,
+    ) -> None:
+        self._records[name] = _FIXED.pack(size, compressed_size, offset, crc, dos, mode, method)
+
+    def list_in_record(self, name: str, record_hash: Hash | None) -> None:
+        """Note that RECORD lists member ``name``, with ``record_hash`` (a later line for
+        the same member wins, as it did for installers)."""
+        fixed = self._records[name][: _FIXED.size]
+        tail = _LISTED_UNHASHED if record_hash is None else record_hash.pack()
+        self._records[name] = fixed + tail
+
+    def unlisted(self) -> Iterator[str]:
+        """The members RECORD does not list, in order."""
+        return (n for n, r in self._records.items() if len(r) == _FIXED.size)
+
+    def spans(self) -> Iterator[tuple[int, int, str]]:
+        """(offset, compressed size, name) of each member, in order."""
+        for name, record in self._records.items():
+            compressed_size, offset = _SPAN.unpack_from(record, 8)
+            yield offset, compressed_size, name
+
+    def __getitem__(self, name: str) -> Member:
+        return Member(name, self._records[name])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._records
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
 
 
 class WheelFile:
@@ -157,29 +222,29 @@ class WheelFile:
             self._file.close()
             raise
 
-    def _read_directory(self) -> dict[str, Member]:
+    def _read_directory(self) -> Members:
         """The zip's central directory as compact records, each entry checked."""
-        members: dict[str, Member] = {}
+        members = Members()
         try:
             for name, flags, method, dos, crc, csize, size, attr, offset in central_directory(
                 self._file.fileno(), self._size
             ):
                 if name.endswith("/"):
                     continue  # a directory entry
-                member = self._member(name, flags, method, attr)
+                mode = self._member(name, flags, method, attr)
                 if name in members:
                     raise WheelError(
                         self.filename, f"member {name!r} appears more than once", member=name
                     )
-                members[name] = Member(
-                    name=name,
+                members.add(
+                    name,
                     size=size,
                     compressed_size=csize,
-                    crc=crc,
-                    method=method,
                     offset=offset,
-                    mode=member,
+                    crc=crc,
                     dos=dos,
+                    mode=mode,
+                    method=method,
                 )
         except (BadZipError, OSError, ValueError, struct.error) as exc:
             raise WheelError(self.filename, f"not a readable zip archive ({exc})") from None
@@ -251,28 +316,25 @@ class WheelFile:
         record = self.members[where]
         self._check_size(record, RECORD_LIMIT)
         unhashed = {f"{self.dist_info}/{n}" for n in UNHASHED}
-        listed: set[str] = set()
         absent: list[str] = []
         problem: WheelError | None = None
         try:
             for row in rows(self._inflate(record)):
-                member = self.members.get(row[0])
-                if member is None:
-                    absent.append(row[0])
+                name = row[0]
+                if name not in self.members:
+                    absent.append(name)
                     continue
-                listed.add(member.name)
                 try:
                     entry = RecordEntry.from_row(row)
                 except InvalidRecordError as exc:
-                    problem = problem or WheelError(
-                        self.filename, f"{where} {exc}", member=member.name
-                    )
+                    self.members.list_in_record(name, None)
+                    problem = problem or WheelError(self.filename, f"{where} {exc}", member=name)
                     continue
-                member.record_hash = entry.hash
-                problem = problem or self._entry_problem(member, entry, unhashed)
+                self.members.list_in_record(name, entry.hash)
+                problem = problem or self._entry_problem(self.members[name], entry, unhashed)
         except InvalidRecordError as exc:
             raise WheelError(self.filename, f"{where} {exc}") from None
-        unlisted = [n for n in self.members if n not in listed and n not in unhashed]
+        unlisted = [n for n in self.members.unlisted() if n not in unhashed]
         if unlisted:
             raise WheelError(
                 self.filename,
@@ -509,15 +571,27 @@ class WheelFile:
         return Span(fd, start, member.compressed_size)
 
 
-def _check_no_overlap(wheel: str, members: Mapping[str, Member]) -> None:
+def _check_no_overlap(wheel: str, members: Members) -> None:
     """Each member's bytes lie apart from the others'. Overlapping entries are the trick of
     the worst zip bombs: one small stretch of deflate data read as thousands of members."""
-    extents = sorted(members.values(), key=operator.attrgetter("offset"))
-    for first, following in zip(extents, itertools.islice(extents, 1, None)):
-        if first.offset + LOCAL_HEADER.size + first.compressed_size > following.offset:
+    previous: tuple[int, int, str] | None = None
+    for following in _in_offset_order(members):
+        if previous is not None and previous[0] + LOCAL_HEADER.size + previous[1] > following[0]:
             raise WheelError(
                 wheel,
-                f"members {first.name!r} and {following.name!r} overlap in the zip file, as in"
+                f"members {previous[2]!r} and {following[2]!r} overlap in the zip file, as in"
                 " a zip bomb; refusing to process it",
-                member=following.name,
+                member=following[2],
             )
+        previous = following
+
+
+def _in_offset_order(members: Members) -> Iterable[tuple[int, int, str]]:
+    """``members.spans()`` sorted by offset, stably; a directory already in that order (as
+    zip writers make it) is not copied into a list."""
+    last = -1
+    for offset, _, _ in members.spans():
+        if offset < last:
+            return sorted(members.spans(), key=operator.itemgetter(0))
+        last = offset
+    return members.spans()

@@ -10,6 +10,7 @@ is the reader's.
 from __future__ import annotations
 
 import base64
+import binascii
 import codecs
 import csv
 import hashlib
@@ -28,6 +29,12 @@ UNHASHED = ("RECORD", "RECORD.jws", "RECORD.p7s")
 SIGNATURES = ("RECORD.jws", "RECORD.p7s")
 #: what RECORD may hash with: sha256 or stronger, as installers require
 ALGORITHMS = frozenset({"sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512"})
+#: the first byte of a packed hash: the algorithm of a raw digest (its index here, plus one)
+_PACKED = ("sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512")
+_CODES = {name: code for code, name in enumerate(_PACKED, 1)}
+#: the first byte of a packed hash held as its text (a weak algorithm, a value that is not
+#: the canonical encoding of a digest): kept as written, so that it fails as it would
+_TEXT = 0xFF
 
 
 class InvalidRecordError(ValueError):
@@ -61,6 +68,29 @@ class Hash:
     def strong(self) -> bool:
         """Whether installers accept this algorithm (sha256 or stronger)."""
         return self.name in ALGORITHMS
+
+    def pack(self) -> bytes:
+        """The hash in a compact form for :meth:`unpack`: a byte naming the algorithm and the
+        raw digest (33 bytes for sha256 instead of two objects holding its text); a hash
+        that is not a digest in canonical text is kept as its text."""
+        code = _CODES.get(self.name)
+        if code is not None:
+            try:
+                digest = base64.urlsafe_b64decode(self.value + "=" * (-len(self.value) % 4))
+            except (binascii.Error, ValueError):
+                pass
+            else:
+                if Hash.of(digest, self.name).value == self.value:
+                    return bytes((code,)) + digest
+        return bytes((_TEXT,)) + str(self).encode("utf-8")
+
+    @classmethod
+    def unpack(cls, packed: bytes) -> Hash:
+        """The hash :meth:`pack` gave ``packed``."""
+        code = packed[0]
+        if code == _TEXT:
+            return cls.parse(packed[1:].decode("utf-8"))
+        return cls.of(packed[1:], _PACKED[code - 1])
 
     def hasher(self) -> hashlib._Hash:
         """A new hash object of this algorithm, to feed a member's bytes to."""

@@ -48,7 +48,7 @@ from relabel.archive.zipformat import (
     source_date_epoch,
     to_dos,
 )
-from relabel.errors import OutputError, WheelError
+from relabel.errors import OutputError, ScratchError, WheelError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from relabel.archive.reader import WheelFile
 
 _ZIP64_LIMIT = 0xFFFFFFFF  # sizes and offsets from here on need zip64 fields
+_SPILL_AT = 1 << 20  # bytes of central directory kept in memory before they are spilled
 
 
 class _ZipWriter:
@@ -64,11 +65,17 @@ class _ZipWriter:
     A write that fails (a full disk, a quota) is an :class:`OutputError` naming ``where``.
     """
 
-    def __init__(self, stream: BinaryIO, where: str = "the new wheel") -> None:
+    def __init__(
+        self, stream: BinaryIO, where: str = "the new wheel", spill: Path | None = None
+    ) -> None:
         self._out = stream
         self._where = where
-        # one bytearray, not an object per member: wheels may hold 100,000s of members
+        # The central directory grows by one entry per member (about 80 bytes), and wheels
+        # may hold 100,000s of members: beyond _SPILL_AT bytes it moves to the scratch file
+        # ``spill``, and only the tail not yet moved stays in memory.
         self._central = bytearray()
+        self._spill_path = spill
+        self._spilled = 0
         self._count = 0
         self._offset = 0
 
@@ -169,6 +176,31 @@ class _ZipWriter:
             + encoded
             + extra
         )
+        if len(self._central) >= _SPILL_AT and self._spill_path is not None:
+            self._spill(self._spill_path)
+
+    def _spill(self, path: Path) -> None:
+        """Move the central directory's entries kept in memory to the end of ``path``."""
+        try:
+            with path.open("ab") as spilled:
+                spilled.write(self._central)
+        except OSError as exc:
+            raise ScratchError(str(path.parent), exc.strerror or str(exc)) from None
+        self._spilled += len(self._central)
+        self._central.clear()
+
+    def _write_central(self) -> None:
+        if self._spill_path is None or not self._spilled:
+            self._write(self._central)
+            return
+        self._spill(self._spill_path)
+        try:
+            self._out.flush()
+            with self._spill_path.open("rb") as spilled:
+                copy_span(Span(spilled.fileno(), 0, self._spilled), self._out.fileno())
+        except OSError as exc:
+            raise OutputError(self._where, exc.strerror or str(exc)) from None
+        self._offset += self._spilled
 
     def add_deflated(self, name: str, data: Deflated, mode: int, date_time: DateTime) -> None:
         """Add a member whose raw deflate data lies in a scratch file."""
@@ -186,7 +218,7 @@ class _ZipWriter:
 
     def finish(self) -> None:
         start = self._offset
-        self._write(self._central)
+        self._write_central()
         size = self._offset - start
         count = self._count
         if count >= 0xFFFF or start >= _ZIP64_LIMIT or size >= _ZIP64_LIMIT:
@@ -263,7 +295,7 @@ def write_wheel(
             prepared = deflate_all(files, scratch, compression_level, jobs)
             order = _member_order(src, prepared, dropped)
             with atomic_output(out_path) as stream:
-                writer = _ZipWriter(stream, str(out_path))
+                writer = _ZipWriter(stream, str(out_path), spill=scratch / "central")
                 _write_members(
                     src,
                     writer,

@@ -156,28 +156,30 @@ def _zip64_values(extra: bytes, wanted: int) -> list[int]:
 
 def central_directory(fd: int, size: int) -> Iterator[Entry]:
     """The entries of the central directory of the zip file open at ``fd``. The directory
-    is read as one block of bytes; nothing is kept per entry but what is yielded (a
-    ``ZipInfo`` per entry costs half a kilobyte)."""
+    is read a window of about :data:`CHUNK` bytes at a time (it holds some 80 bytes per
+    member, and wheels hold 100,000s), and nothing is kept per entry but what is yielded
+    (a ``ZipInfo`` per entry costs half a kilobyte)."""
     cd_size, cd_start, shift = _end_of_directory(fd, size)
-    data = os.pread(fd, cd_size, cd_start)
-    if len(data) != cd_size:
-        raise BadZipError("Truncated central directory")
-    at = 0
-    while at < cd_size:
-        if at + CENTRAL_HEADER.size > cd_size:
-            raise BadZipError("Truncated central directory")
+    data, at = b"", 0
+    unread, position = cd_size, cd_start  # the directory's bytes not read yet
+    while at < len(data) or unread:
+        if at + CENTRAL_HEADER.size > len(data):
+            data, unread, position = _window(fd, data[at:], CENTRAL_HEADER.size, unread, position)
+            at = 0
         fields = CENTRAL_HEADER.unpack_from(data, at)
         if fields[0] != CENTRAL_SIG:
             raise BadZipError("Bad magic number for central directory")
         flags, method, dostime, dosdate, crc, csize, usize = fields[3:10]
         name_len, extra_len, comment_len = fields[10:13]
         attr, offset = fields[15:17]
+        length = CENTRAL_HEADER.size + name_len + extra_len + comment_len
+        if at + length > len(data):
+            data, unread, position = _window(fd, data[at:], length, unread, position)
+            at = 0
         at += CENTRAL_HEADER.size
         raw = data[at : at + name_len]
         extra = data[at + name_len : at + name_len + extra_len]
         at += name_len + extra_len + comment_len
-        if at > cd_size:
-            raise BadZipError("Truncated central directory")
         # zip64: the 64-bit values in the order size, compressed size, offset, each only
         # where its 32-bit field holds the placeholder
         big = [usize == MAX32, csize == MAX32, offset == MAX32]
@@ -198,3 +200,15 @@ def central_directory(fd: int, size: int) -> Iterator[Entry]:
             attr,
             offset + shift,
         )
+
+
+def _window(fd: int, kept: bytes, need: int, unread: int, position: int) -> tuple[bytes, int, int]:
+    """``kept`` (the directory's bytes not parsed yet) followed by the next window of the
+    directory, at least ``need`` bytes in all; what is left to read after it, and where."""
+    want = max(need - len(kept), min(CHUNK, unread))
+    if want > unread:
+        raise BadZipError("Truncated central directory")
+    more = os.pread(fd, want, position)
+    if len(more) != want:
+        raise BadZipError("Truncated central directory")
+    return kept + more, unread - want, position + want
