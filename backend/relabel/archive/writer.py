@@ -353,8 +353,10 @@ def _write_members(
         record.write(RecordEntry(record_name, None, None).line())
     for future in verified:
         future.result()
+    # one worker: a block read ahead while one compresses is all it can use; more queued
+    # blocks only hold memory (a RECORD of 500k members is about 60 MB)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        deflated = deflate_file(record_path, scratch / "RECORD.deflated", level, pool)
+        deflated = deflate_file(record_path, scratch / "RECORD.deflated", level, pool, depth=2)
     writer.add_deflated(record_name, deflated, 0o644, new_time)
     writer.finish()
 
