@@ -51,7 +51,7 @@ from relabel.archive.zipformat import (
 from relabel.errors import OutputError, ScratchError, WheelError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
 
     from relabel.archive.reader import WheelFile
 
@@ -230,19 +230,20 @@ class _ZipWriter:
             self._write(EOCD.pack(0x06054B50, 0, 0, count, count, size, start, 0))
 
 
-def _member_order(src: WheelFile, new_names: Iterable[str], dropped: Iterable[str]) -> list[str]:
+def _member_order(
+    src: WheelFile, new_names: Iterable[str], dropped: Iterable[str]
+) -> Iterator[str]:
     """The original order with new files before ``.dist-info`` and new metadata after it
-    (RECORD is appended by the writer). Stable, so a rewrite of a rewrite keeps the order."""
+    (RECORD is appended by the writer). Stable, so a rewrite of a rewrite keeps the order.
+    Yielded, not listed: a wheel can hold 100,000s of members."""
     prefix = src.dist_info + "/"
     skip = {prefix + "RECORD", *dropped}
-    old = [n for n in src.members if n not in skip]
     new = sorted(n for n in new_names if n not in src.members)
-    return (
-        [n for n in old if not n.startswith(prefix)]
-        + [n for n in new if not n.startswith(prefix)]
-        + [n for n in old if n.startswith(prefix)]
-        + [n for n in new if n.startswith(prefix)]
-    )
+    for in_dist_info in (False, True):
+        yield from (
+            n for n in src.members if n not in skip and n.startswith(prefix) == in_dist_info
+        )
+        yield from (n for n in new if n.startswith(prefix) == in_dist_info)
 
 
 def write_wheel(
@@ -314,7 +315,7 @@ def write_wheel(
 def _write_members(
     src: WheelFile,
     writer: _ZipWriter,
-    order: Sequence[str],
+    order: Iterable[str],
     prepared: Mapping[str, Prepared],
     *,
     verified: Sequence[Future[None]],
