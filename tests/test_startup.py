@@ -113,6 +113,15 @@ def test_show_loads_the_floor_when_lowering_could_reach_something(
     assert {"relabel.floor", "relabel.verneed"} <= modules
 
 
+def test_the_oldest_release_is_the_first_one_of_the_data() -> None:
+    """:func:`relabel.floor_setting.may_lower` compares with a constant instead of parsing
+    the floor's data file: the constant is the data's oldest release on every architecture."""
+    arches = floor_setting.data()["arches"]
+    firsts = {floor_setting.parse_version(entry["releases"][0]) for entry in arches.values()}
+    assert firsts == {floor_setting.OLDEST}
+    assert floor_setting.releases()[0] == floor_setting.OLDEST
+
+
 @pytest.mark.parametrize(
     "name", ["libfoo", "libbar", "libnew", "libcxx", "libisa", "ext_foo", "ext_new", "ext_plain"]
 )
