@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from packaging.utils import parse_wheel_filename
 
+from relabel import policy as policy_module
 from relabel.policy import (
     ARCHITECTURES,
     LINUX,
@@ -193,6 +194,23 @@ def test_unknown_architecture_only_has_linux() -> None:
         (only,) = policies_for(libc, "sparc64")
         assert only.name == "linux_sparc64"
     assert lookup("linux_sparc64").arch == "sparc64"
+
+
+def test_linux_tags_are_split_without_reading_the_policy_data() -> None:
+    """The ``linux`` shortcut of ``_split_tag`` holds because no family's name starts with
+    ``linux``; with it, a ``linux_<arch>`` wheel's architecture costs no data file."""
+    assert [name for name in known_names() if name.startswith(LINUX)] == [LINUX]
+    policy_module._load.cache_clear()
+    policy_module._index.cache_clear()
+    assert lookup("linux_x86_64").name == "linux_x86_64"
+    assert lookup("linux_sparc64").arch == "sparc64"
+    assert lookup(LINUX, "aarch64").name == "linux_aarch64"
+    assert policy_module._load.cache_info().currsize == 0
+    for name in ("linux_", "linuxx86_64"):
+        with pytest.raises(KeyError, match="unknown platform policy"):
+            lookup(name)
+    with pytest.raises(KeyError, match="needs an architecture"):
+        lookup(LINUX)
 
 
 def test_musllinux_order_and_libc_soname() -> None:

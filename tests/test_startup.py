@@ -99,6 +99,8 @@ def test_show_of_a_small_wheel_loads_neither_floor_nor_writer(
     assert f"libfoo.so.1 => {fixtures.libfoo}" in proc.stdout
     assert {"relabel.elf", "relabel.resolve", "relabel.audit", "relabel.report"} <= modules
     assert sorted(modules.intersection(HEAVY)) == []
+    # what only a repair runs: patchelf, and the comparison of a wheel repaired in place
+    assert sorted(modules.intersection({"relabel.patchelf", "filecmp"})) == []
 
 
 def test_show_loads_the_floor_when_lowering_could_reach_something(
@@ -111,6 +113,15 @@ def test_show_loads_the_floor_when_lowering_could_reach_something(
     assert proc.returncode == 0, proc.stderr
     assert "glibc-floor = auto would lower this wheel's glibc needs to" in proc.stdout
     assert {"relabel.floor", "relabel.verneed"} <= modules
+
+
+def test_the_oldest_release_is_the_first_one_of_the_data() -> None:
+    """:func:`relabel.floor_setting.may_lower` compares with a constant instead of parsing
+    the floor's data file: the constant is the data's oldest release on every architecture."""
+    arches = floor_setting.data()["arches"]
+    firsts = {floor_setting.parse_version(entry["releases"][0]) for entry in arches.values()}
+    assert firsts == {floor_setting.OLDEST}
+    assert floor_setting.releases()[0] == floor_setting.OLDEST
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ Cheap to import on purpose: the configuration checks the setting and every run a
 :func:`may_lower` before :mod:`relabel.floor` (the decisions, and the symbol tables behind
 them) and :mod:`relabel.verneed` (the second ELF reader) are loaded. Most wheels need
 nothing above the oldest release covered and never load either. Nothing here reads a file
-but the floor's data file, and that only when a release list is asked for.
+but the floor's data file, and that only when the release list is asked for.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTO",
     "OFF",
+    "OLDEST",
     "Version",
     "data",
     "glibc_version",
@@ -47,6 +48,9 @@ _MARKERS = {
     "GLIBC_ABI_GNU_TLS": (2, 42),
 }
 _POLICY = re.compile(r"manylinux_(\d+)_(\d+)")
+#: the oldest release the data covers, ``releases()[0]`` (the tests hold the two equal): a
+#: run asks :func:`may_lower` without parsing the data file, the largest of the package
+OLDEST: Version = (2, 17)
 
 
 def parse_version(text: str) -> Version:
@@ -114,9 +118,8 @@ def may_lower(infos: Iterable[ElfInfo]) -> bool:
     release covered: only then can lowering reach anything, and only then is
     :func:`relabel.floor.for_wheel` worth loading. Read from the same version needs
     (every Vernaux entry, used by a symbol or not) that the floor reads."""
-    oldest = releases()[0]
     return any(
-        (version := glibc_version(name)) is not None and version > oldest
+        (version := glibc_version(name)) is not None and version > OLDEST
         for info in infos
         for _library, names in info.version_needs
         for name in names

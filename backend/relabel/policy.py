@@ -379,6 +379,11 @@ def _all_tags() -> tuple[str, ...]:
 
 def _split_tag(name: str) -> tuple[str | None, str | None]:
     """Split ``name`` into a known base name or alias and an architecture (or None)."""
+    # no family's names start with "linux" (the tests hold it): the data is not read for it
+    if name == LINUX:
+        return LINUX, None
+    if name.startswith(f"{LINUX}_") and len(name) > len(LINUX) + 1:
+        return LINUX, name[len(LINUX) + 1 :]
     index = _index()
     if name in index:
         return name, None
@@ -471,6 +476,8 @@ def lookup(name: str, arch: str | None = None) -> Policy:
     if arch is None:
         msg = f"{name!r} needs an architecture: pass arch, or a full tag like '{name}_x86_64'"
         raise KeyError(msg)
+    if known == LINUX:
+        return _linux(arch)
     libc, base, arches = _index()[known]
     if libc is None:
         return _linux(arch)

@@ -10,10 +10,8 @@ ends.
 from __future__ import annotations
 
 import dataclasses
-import filecmp
 import fnmatch
 import functools
-import hashlib
 import os
 import shutil
 import stat
@@ -22,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relabel import android, archive, floor_setting, included, libc, patchelf, policy
+from relabel import android, archive, floor_setting, included, libc, policy
 from relabel.archive import check_member_name
 from relabel.audit import Audit, Kind, audit, installed_path
 from relabel.config import Settings
@@ -42,7 +40,7 @@ from relabel.resolve import Resolver
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from relabel import floor, musl
+    from relabel import floor, musl, patchelf
     from relabel.plan import Patch, Plan
 
 _MIN_ELF_SIZE = 52  # the smallest ELF header (32-bit)
@@ -244,7 +242,7 @@ def _lower_glibc_floor(
     covers: off would have nothing to say, and the floor's tables are not loaded."""
     if options.glibc_floor == floor_setting.OFF and not floor_setting.may_lower(infos.values()):
         return infos, None
-    from relabel import floor  # noqa: PLC0415 - see above
+    from relabel import floor, patchelf  # noqa: PLC0415 - see above
 
     tool = patchelf.find() if options.glibc_floor != floor_setting.OFF else None
     files = {member: disk_path(tree, member) for member in infos}
@@ -270,6 +268,8 @@ def analyze(wheel_path: Path, options: Options, *, scratch: Path | None = None) 
 
 
 def _sha256(path: str) -> str:
+    import hashlib  # noqa: PLC0415 - repairs only: OpenSSL's start-up is no part of show
+
     digest = hashlib.sha256()
     with Path(path).open("rb") as stream:
         while chunk := stream.read(archive.CHUNK):
@@ -292,7 +292,7 @@ def repair(
 ) -> Result:
     """Repair one wheel into ``out_dir``; the input is never modified. Temporary files go
     under ``scratch`` (``$TMPDIR`` when None)."""
-    # imported here, as in _apply: ``relabel show`` audits without planning
+    # imported here, as in _apply: ``relabel show`` audits without planning or patching
     from relabel.plan import describe_blockers, make_plan  # noqa: PLC0415
 
     try:
@@ -411,6 +411,8 @@ class _Produce:
     size_hint: int
 
     def __call__(self) -> Path | patchelf.Patched:
+        from relabel import patchelf  # noqa: PLC0415 - repairs only, as in _apply
+
         if self.patch is not None and not self.strip:
             # patchelf's output goes straight to the compressor, never to disk
             patched = patchelf.stream(
@@ -530,6 +532,8 @@ def _apply(
     )
     if not in_place:
         return written
+    import filecmp  # noqa: PLC0415 - a repair in place only
+
     if filecmp.cmp(written, wheel.path, shallow=False):
         return wheel.path
     raise ReplacesInputError(str(wheel.path), str(out_dir / new_name))
