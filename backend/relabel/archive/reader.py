@@ -75,6 +75,12 @@ def _listing(names: Sequence[str]) -> str:
 _FIXED = struct.Struct("<QQQIIHH")
 _SPAN = struct.Struct("<QQ")  # compressed size and offset, at byte 8
 _LISTED_UNHASHED = b"\0"
+#: members of at most this many compressed bytes are read whole with their local header
+SMALL_SPAN = 256 << 10
+_LOCAL_EXTRA_GUESS = 64  # bytes of local extra field read ahead along with a small member
+_LOCAL_SIG_BYTES = struct.pack("<I", LOCAL_SIG)
+_LOCAL_LENGTHS = struct.Struct("<HH")  # name and extra field lengths of a local header
+_LOCAL_LENGTHS_AT = LOCAL_HEADER.size - _LOCAL_LENGTHS.size
 
 
 class Member:
@@ -495,7 +501,7 @@ class WheelFile:
         match the zip directory; a member that inflates past its declared size (a zip bomb)
         is stopped there."""
         name = member.name
-        span = self.raw_span(member)
+        span, whole = self.raw_data(member, min(SMALL_SPAN, read_size))
         inflater = zlib.decompressobj(-15) if member.method == DEFLATED else None
         crc = written = 0
         offset, remaining = span.offset, span.length
@@ -514,7 +520,10 @@ class WheelFile:
 
         try:
             while remaining:
-                chunk = os.pread(span.fd, min(read_size, remaining), offset)
+                if whole is not None:
+                    chunk, whole = whole, None
+                else:
+                    chunk = os.pread(span.fd, min(read_size, remaining), offset)
                 if not chunk:
                     raise WheelError(self.filename, f"member {name!r} is truncated", member=name)
                 offset += len(chunk)
@@ -548,27 +557,41 @@ class WheelFile:
 
     def raw_span(self, member: Member) -> Span:
         """Where the compressed bytes of ``member`` lie in the wheel file."""
+        return self.raw_data(member, small=0)[0]
+
+    def raw_data(self, member: Member, small: int = SMALL_SPAN) -> tuple[Span, bytes | None]:
+        """Where the compressed bytes of ``member`` lie in the wheel file, and those bytes
+        too when there are at most ``small`` of them: read with its local header in one
+        positional read, as a call per member is most of the cost of a small one."""
         fd = self._file.fileno()
+        name = member.name
+        csize = member.compressed_size
+        want = LOCAL_HEADER.size
+        if csize <= small:
+            # the local header repeats the member's name, perhaps with an extra field
+            want += 4 * len(name) + _LOCAL_EXTRA_GUESS + csize
         # A positional read: threads extracting side by side share the file descriptor.
         try:
-            header = os.pread(fd, LOCAL_HEADER.size, member.offset)
+            header = os.pread(fd, want, member.offset)
         except OSError as exc:
             raise WheelError(
-                self.filename, f"cannot read member {member.name!r} ({exc.strerror or exc})"
+                self.filename, f"cannot read member {name!r} ({exc.strerror or exc})"
             ) from None
-        if len(header) != LOCAL_HEADER.size or LOCAL_HEADER.unpack(header)[0] != LOCAL_SIG:
+        if len(header) < LOCAL_HEADER.size or header[:4] != _LOCAL_SIG_BYTES:
             raise WheelError(
                 self.filename,
-                f"member {member.name!r} has a corrupt local header",
-                member=member.name,
+                f"member {name!r} has a corrupt local header",
+                member=name,
             )
-        fields = LOCAL_HEADER.unpack(header)
-        start = member.offset + LOCAL_HEADER.size + fields[9] + fields[10]
-        if start + member.compressed_size > self._size:
-            raise WheelError(
-                self.filename, f"member {member.name!r} is truncated", member=member.name
-            )
-        return Span(fd, start, member.compressed_size)
+        name_len, extra_len = _LOCAL_LENGTHS.unpack_from(header, _LOCAL_LENGTHS_AT)
+        skip = LOCAL_HEADER.size + name_len + extra_len
+        start = member.offset + skip
+        if start + csize > self._size:
+            raise WheelError(self.filename, f"member {name!r} is truncated", member=name)
+        span = Span(fd, start, csize)
+        if csize > small or skip + csize > len(header):
+            return span, None
+        return span, header[skip : skip + csize]
 
 
 def _check_no_overlap(wheel: str, members: Members) -> None:

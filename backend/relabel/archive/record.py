@@ -135,19 +135,28 @@ class RecordEntry:
         return cls(path, Hash.parse(digest) if digest else None, int(size) if size else None)
 
     def line(self) -> str:
-        """The entry as a RECORD line, fields quoted as the csv module reads them back. A
-        field holding ``,``, ``"``, CR or LF is quoted (csv.writer with
-        ``lineterminator="\\n"`` leaves a CR bare, which readers then take for the end of
-        the line)."""
-        fields = (
-            f'"{f.replace(chr(34), 2 * chr(34))}"' if any(c in f for c in ',"\r\n') else f
-            for f in (
-                self.path,
-                "" if self.hash is None else str(self.hash),
-                "" if self.size is None else str(self.size),
-            )
+        """The entry as a RECORD line (see :func:`record_line`)."""
+        return record_line(
+            self.path,
+            "" if self.hash is None else str(self.hash),
+            "" if self.size is None else str(self.size),
         )
-        return ",".join(fields) + "\n"
+
+
+def record_line(path: str, digest: str, size: str) -> str:
+    """A RECORD line of three fields, quoted as the csv module reads them back. A field
+    holding ``,``, ``"``, CR or LF is quoted (csv.writer with ``lineterminator="\\n"``
+    leaves a CR bare, which readers then take for the end of the line)."""
+    line = f"{path},{digest},{size}\n"
+    if line.count(",") == 2 and line.count("\n") == 1 and '"' not in line and "\r" not in line:
+        return line  # nothing to quote: the common case, one line per member
+    return ",".join(_quoted(f) for f in (path, digest, size)) + "\n"
+
+
+def _quoted(field: str) -> str:
+    return (
+        f'"{field.replace(chr(34), 2 * chr(34))}"' if any(c in field for c in ',"\r\n') else field
+    )
 
 
 def rows(chunks: Iterable[bytes]) -> Iterator[list[str]]:

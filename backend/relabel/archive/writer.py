@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 from relabel.archive.deflate import Deflated, Prepared, Source, deflate_all, deflate_file
 from relabel.archive.names import check_new_names
 from relabel.archive.output import atomic_output
-from relabel.archive.record import RecordEntry
+from relabel.archive.record import RecordEntry, record_line
 from relabel.archive.zipformat import (
     CENTRAL_HEADER,
     CENTRAL_SIG,
@@ -90,7 +90,7 @@ class _ZipWriter:
         self,
         name: str,
         *,
-        chunks: Iterable[bytes] | Span,
+        chunks: Iterable[bytes] | Span | bytes,
         size: int,
         compressed_size: int,
         crc: int,
@@ -122,7 +122,13 @@ class _ZipWriter:
             + encoded
             + local_extra
         )
-        if isinstance(chunks, Span):
+        if isinstance(chunks, bytes):
+            # a small member read whole: through the buffer, no system call of its own
+            if len(chunks) != compressed_size:
+                raise WheelError(name, "member data does not have its declared size")
+            self._write(chunks)
+            written = compressed_size
+        elif isinstance(chunks, Span):
             if chunks.length != compressed_size:
                 raise WheelError(name, "member data does not have its declared size")
             try:
@@ -330,17 +336,18 @@ def _write_members(
     with record_path.open("w", encoding="utf-8", newline="") as record:
         for name in order:
             item = prepared.get(name)
-            original = src.members.get(name)
             if item is not None:
+                original = src.members.get(name)
                 # new content of an old member: its permissions stay as they were
                 mode = original.mode if original is not None and original.mode else item.mode
                 writer.add_deflated(name, item.data, mode, new_time)
                 record.write(RecordEntry(name, item.data.hash, item.data.size).line())
                 continue
             member = src.members[name]
+            span, whole = src.raw_data(member)
             writer.add(
                 name,
-                chunks=src.raw_span(member),
+                chunks=span if whole is None else whole,
                 size=member.size,
                 compressed_size=member.compressed_size,
                 crc=member.crc,
@@ -350,7 +357,8 @@ def _write_members(
             )
             # every member copied unchanged has a hash: RECORD and its signatures, the
             # only ones without, are rewritten or left out
-            record.write(RecordEntry(name, member.record_hash, member.size).line())
+            digest = member.record_hash
+            record.write(record_line(name, "" if digest is None else str(digest), str(member.size)))
         record.write(RecordEntry(record_name, None, None).line())
     for future in verified:
         future.result()
