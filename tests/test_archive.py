@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import zipfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from relabel import archive
 from relabel.archive import (
     WheelFile,
     parse_headers,
+    reader,
     render_wheel_metadata,
     write_wheel,
     writer,
@@ -333,3 +335,31 @@ def zlib_inflate(raw: bytes) -> bytes:
     import zlib
 
     return zlib.decompress(raw, -15)
+
+
+@pytest.mark.parametrize("size", [1000, 400_000])  # read whole in one go, and in chunks
+@pytest.mark.parametrize("damage", ["crc", "data"])
+def test_unchanged_member_that_does_not_match_its_directory_is_refused(
+    tmp_path: Path, size: int, damage: str
+) -> None:
+    content = random.Random(size).randbytes(size)
+    wheel = make_wheel(tmp_path / "in", {"pkg/a.bin": content, "pkg/b.py": b"b = 1\n"})
+    with zipfile.ZipFile(wheel) as zf:
+        info = zf.getinfo("pkg/a.bin")
+        assert (info.compress_size > reader.SMALL_SPAN) == (size > reader.SMALL_SPAN)
+        start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    if damage == "crc":
+        patch_member(wheel, "pkg/a.bin", crc=info.CRC ^ 1)
+    else:  # stored bytes changed: the deflate stream breaks or the CRC-32 differs
+        data = bytearray(wheel.read_bytes())
+        data[start + info.compress_size // 2] ^= 0xFF
+        wheel.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    with WheelFile(wheel) as wf:
+        with pytest.raises(WheelError, match=r"'pkg/a\.bin' is corrupt"):
+            wf.verify("pkg/a.bin")
+        wf.verify("pkg/b.py")
+    with pytest.raises(WheelError, match=r"'pkg/a\.bin' is corrupt"):
+        rewrite(wheel, out)
+    assert list(out.iterdir()) == []
