@@ -74,6 +74,7 @@ def _listing(names: Sequence[str]) -> str:
 #: hash, or its packed hash (:meth:`Hash.pack`, which never starts with 0).
 _FIXED = struct.Struct("<QQQIIHH")
 _SPAN = struct.Struct("<QQ")  # compressed size and offset, at byte 8
+_SIZES = struct.Struct("<QQ")  # size and compressed size, at byte 0
 _LISTED_UNHASHED = b"\0"
 #: members of at most this many compressed bytes are read whole with their local header
 SMALL_SPAN = 256 << 10
@@ -171,6 +172,12 @@ class Members(Mapping[str, Member]):
     def unlisted(self) -> Iterator[str]:
         """The members RECORD does not list, in order."""
         return (n for n, r in self._records.items() if len(r) == _FIXED.size)
+
+    def sizes(self) -> Iterator[tuple[str, int, int]]:
+        """(name, size, compressed size) of each member, in order."""
+        for name, record in self._records.items():
+            size, compressed_size = _SIZES.unpack_from(record)
+            yield name, size, compressed_size
 
     def spans(self) -> Iterator[tuple[int, int, str]]:
         """(offset, compressed size, name) of each member, in order."""
@@ -473,14 +480,22 @@ class WheelFile:
             # most members are small: read whole, inflated and hashed in a few calls
             whole = self.raw_data(member)[1]
             if whole is not None:
-                fed = expected.hasher()
-                fed.update(self._inflate_whole(member, whole))
-                self._check_hash(member, fed)
+                self.check_whole(member, whole)
                 return expected
         computed = hashlib.sha256()
         hasher = self._copy(member, computed.update if member.record_hash is None else None)
         self._check_hash(member, hasher)
         return member.record_hash or Hash.of(computed.digest())
+
+    def check_whole(self, member: Member, raw: bytes) -> None:
+        """Check a member of at most :data:`SMALL_SPAN` bytes against its size, CRC and
+        RECORD hash from ``raw``, all its stored bytes (from :meth:`raw_data`)."""
+        data = self._inflate_whole(member, raw)
+        expected = member.record_hash
+        if expected is not None:
+            fed = expected.hasher()
+            fed.update(data)
+            self._check_hash(member, fed)
 
     def _copy(self, member: Member, sink: Callable[[bytes], object] | None) -> hashlib._Hash | None:
         """Inflate ``member`` into ``sink``; return the hash object fed with its bytes

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 from relabel.archive.deflate import Deflated, Prepared, Source, deflate_all, deflate_file
 from relabel.archive.names import check_new_names
 from relabel.archive.output import atomic_output
+from relabel.archive.reader import SMALL_SPAN
 from relabel.archive.record import RecordEntry, record_line
 from relabel.archive.zipformat import (
     CENTRAL_HEADER,
@@ -281,7 +282,15 @@ def write_wheel(
     # size, CRC and RECORD hash (inflating it once) while the rest of the work runs; the
     # new wheel gets its name only once every check has passed. One task per thread, not
     # per member: a future per member costs a kilobyte, and wheels hold 100,000s of them.
-    unchanged = [n for n in src.members if n not in rewritten and n not in dropped]
+    # Small members are checked by the loop that copies them, from the bytes it reads
+    # anyway: for them a thread costs more in handing over the GIL than it saves.
+    unchanged = [
+        name
+        for name, size, compressed_size in src.members.sizes()
+        if not _checked_on_copy(size, compressed_size)
+        and name not in rewritten
+        and name not in dropped
+    ]
     stop = threading.Event()
 
     def check(share: Sequence[str]) -> None:
@@ -345,6 +354,11 @@ def _write_members(
                 continue
             member = src.members[name]
             span, whole = src.raw_data(member)
+            if _checked_on_copy(member.size, member.compressed_size):
+                if whole is not None:
+                    src.check_whole(member, whole)
+                else:  # a local header longer than read ahead: checked as the threads do
+                    src.verify(name)
             writer.add(
                 name,
                 chunks=span if whole is None else whole,
@@ -368,6 +382,11 @@ def _write_members(
         deflated = deflate_file(record_path, scratch / "RECORD.deflated", level, pool, depth=2)
     writer.add_deflated(record_name, deflated, 0o644, new_time)
     writer.finish()
+
+
+def _checked_on_copy(size: int, compressed_size: int) -> bool:
+    """Whether a member copied unchanged is checked as it is copied (not by a thread)."""
+    return size <= SMALL_SPAN and compressed_size <= SMALL_SPAN
 
 
 def _small_file(path: Path, data: bytes | Callable[[], bytes]) -> Callable[[], Path]:
