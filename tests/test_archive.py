@@ -363,3 +363,34 @@ def test_unchanged_member_that_does_not_match_its_directory_is_refused(
     with pytest.raises(WheelError, match=r"'pkg/a\.bin' is corrupt"):
         rewrite(wheel, out)
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", [False, True])
+def test_small_member_with_a_long_local_extra_field_is_copied_and_checked(
+    tmp_path: Path, damage: bool
+) -> None:
+    # Its local header is longer than what is read ahead with a small member, so the
+    # member is copied as a span and checked by a second read.
+    made = make_wheel(tmp_path / "made", {"pkg/a.bin": b"abc" * 1000, "pkg/b.py": b"b = 1\n"})
+    wheel = tmp_path / "in" / made.name
+    wheel.parent.mkdir()
+    extra = b"\xfe\xca" + (496).to_bytes(2, "little") + b"\0" * 496
+    with zipfile.ZipFile(made) as src, zipfile.ZipFile(wheel, "w") as dst:
+        for info in src.infolist():
+            if info.filename == "pkg/a.bin":
+                info.extra = extra
+            dst.writestr(info, src.read(info))
+    if damage:
+        with zipfile.ZipFile(wheel) as zf:
+            crc = zf.getinfo("pkg/a.bin").CRC
+        patch_member(wheel, "pkg/a.bin", crc=crc ^ 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    if damage:
+        with pytest.raises(WheelError, match=r"'pkg/a\.bin' is corrupt"):
+            rewrite(wheel, out)
+        assert list(out.iterdir()) == []
+        return
+    with zipfile.ZipFile(rewrite(wheel, out)) as zf:
+        assert zf.testzip() is None
+        assert zf.read("pkg/a.bin") == b"abc" * 1000
