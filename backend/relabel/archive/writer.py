@@ -3,9 +3,10 @@
 Owns the zip writer and the order and timestamps of the new wheel's members. Members that
 do not change are copied as their compressed bytes, never inflated and deflated again;
 new and patched members are deflated in parallel (see :mod:`relabel.archive.deflate`) into
-scratch files and then copied the same way. Meanwhile other threads inflate every
-unchanged member once to check it against RECORD, so a written wheel never carries a
-RECORD line that does not match its member. WHEEL and RECORD are written last; RECORD's
+scratch files and then copied the same way. Every unchanged member is inflated once to
+check it against its size, CRC and RECORD hash (small ones by the loop that copies them,
+from the bytes it read, larger ones by other threads meanwhile), so a written wheel never
+carries a RECORD line that does not match its member. WHEEL and RECORD are written last; RECORD's
 signatures are left out, as they cannot match the new RECORD, and every name added passes
 the checks of names read. Timestamps are deterministic: every new entry takes the input
 wheel's WHEEL timestamp, or ``SOURCE_DATE_EPOCH`` for all entries when set.
@@ -278,12 +279,12 @@ def write_wheel(
     rewritten = {*replaced, *added, *small, f"{src.dist_info}/RECORD"}
     dropped = set(src.signatures) - rewritten
     workers = max(1, jobs or os.cpu_count() or 1)
-    # Unchanged members are copied as stored. A few threads check each one against its
-    # size, CRC and RECORD hash (inflating it once) while the rest of the work runs; the
-    # new wheel gets its name only once every check has passed. One task per thread, not
-    # per member: a future per member costs a kilobyte, and wheels hold 100,000s of them.
-    # Small members are checked by the loop that copies them, from the bytes it reads
-    # anyway: for them a thread costs more in handing over the GIL than it saves.
+    # Unchanged members are copied as stored. A few threads check the larger ones against
+    # their size, CRC and RECORD hash (inflating each once) while the rest of the work runs;
+    # the new wheel gets its name only once every check has passed. One task per thread,
+    # not per member: a future per member costs a kilobyte, and wheels hold 100,000s of
+    # them. Small members are checked by the loop that copies them, from the bytes it
+    # reads anyway: for them a thread costs more in handing over the GIL than it saves.
     unchanged = [
         name
         for name, size, compressed_size in src.members.sizes()
