@@ -495,7 +495,8 @@ class WheelFile:
         if expected is not None:
             fed = expected.hasher()
             fed.update(data)
-            self._check_hash(member, fed)
+            if not expected.matches(fed):
+                raise self._hash_mismatch(member)
 
     def _copy(self, member: Member, sink: Callable[[bytes], object] | None) -> hashlib._Hash | None:
         """Inflate ``member`` into ``sink``; return the hash object fed with its bytes
@@ -512,12 +513,15 @@ class WheelFile:
         if hasher is None or member.record_hash is None:
             return
         if not member.record_hash.matches(hasher):
-            raise WheelError(
-                self.filename,
-                f"member {member.name!r} does not match its hash in {self.dist_info}/RECORD;"
-                " the wheel is corrupt or was changed after it was built. Rebuild it",
-                member=member.name,
-            )
+            raise self._hash_mismatch(member)
+
+    def _hash_mismatch(self, member: Member) -> WheelError:
+        return WheelError(
+            self.filename,
+            f"member {member.name!r} does not match its hash in {self.dist_info}/RECORD;"
+            " the wheel is corrupt or was changed after it was built. Rebuild it",
+            member=member.name,
+        )
 
     def _inflate(self, member: Member, read_size: int = CHUNK) -> Generator[bytes, None, None]:
         """The content of ``member``, a chunk at a time, inflated from its stored bytes with

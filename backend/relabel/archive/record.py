@@ -35,6 +35,8 @@ _CODES = {name: code for code, name in enumerate(_PACKED, 1)}
 #: the first byte of a packed hash held as its text (a weak algorithm, a value that is not
 #: the canonical encoding of a digest): kept as written, so that it fails as it would
 _TEXT = 0xFF
+#: base64 to its URL-safe alphabet, as :func:`base64.urlsafe_b64encode` makes it
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 class InvalidRecordError(ValueError):
@@ -62,7 +64,8 @@ class Hash:
     @classmethod
     def of(cls, digest: bytes, name: str = "sha256") -> Hash:
         """The hash of a digest made with algorithm ``name``."""
-        return cls(name, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii"))
+        text = binascii.b2a_base64(digest, newline=False).translate(_URLSAFE)
+        return cls(name, text.rstrip(b"=").decode("ascii"))
 
     @property
     def strong(self) -> bool:
