@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import zipfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from relabel import archive
 from relabel.archive import (
     WheelFile,
     parse_headers,
+    reader,
     render_wheel_metadata,
     write_wheel,
     writer,
@@ -333,3 +335,62 @@ def zlib_inflate(raw: bytes) -> bytes:
     import zlib
 
     return zlib.decompress(raw, -15)
+
+
+@pytest.mark.parametrize("size", [1000, 400_000])  # read whole in one go, and in chunks
+@pytest.mark.parametrize("damage", ["crc", "data"])
+def test_unchanged_member_that_does_not_match_its_directory_is_refused(
+    tmp_path: Path, size: int, damage: str
+) -> None:
+    content = random.Random(size).randbytes(size)
+    wheel = make_wheel(tmp_path / "in", {"pkg/a.bin": content, "pkg/b.py": b"b = 1\n"})
+    with zipfile.ZipFile(wheel) as zf:
+        info = zf.getinfo("pkg/a.bin")
+        assert (info.compress_size > reader.SMALL_SPAN) == (size > reader.SMALL_SPAN)
+        start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    if damage == "crc":
+        patch_member(wheel, "pkg/a.bin", crc=info.CRC ^ 1)
+    else:  # stored bytes changed: the deflate stream breaks or the CRC-32 differs
+        data = bytearray(wheel.read_bytes())
+        data[start + info.compress_size // 2] ^= 0xFF
+        wheel.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    with WheelFile(wheel) as wf:
+        with pytest.raises(WheelError, match=r"'pkg/a\.bin' is corrupt"):
+            wf.verify("pkg/a.bin")
+        wf.verify("pkg/b.py")
+    with pytest.raises(WheelError, match=r"'pkg/a\.bin' is corrupt"):
+        rewrite(wheel, out)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", [False, True])
+def test_small_member_with_a_long_local_extra_field_is_copied_and_checked(
+    tmp_path: Path, damage: bool
+) -> None:
+    # Its local header is longer than what is read ahead with a small member, so the
+    # member is copied as a span and checked by a second read.
+    made = make_wheel(tmp_path / "made", {"pkg/a.bin": b"abc" * 1000, "pkg/b.py": b"b = 1\n"})
+    wheel = tmp_path / "in" / made.name
+    wheel.parent.mkdir()
+    extra = b"\xfe\xca" + (496).to_bytes(2, "little") + b"\0" * 496
+    with zipfile.ZipFile(made) as src, zipfile.ZipFile(wheel, "w") as dst:
+        for info in src.infolist():
+            if info.filename == "pkg/a.bin":
+                info.extra = extra
+            dst.writestr(info, src.read(info))
+    if damage:
+        with zipfile.ZipFile(wheel) as zf:
+            crc = zf.getinfo("pkg/a.bin").CRC
+        patch_member(wheel, "pkg/a.bin", crc=crc ^ 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    if damage:
+        with pytest.raises(WheelError, match=r"'pkg/a\.bin' is corrupt"):
+            rewrite(wheel, out)
+        assert list(out.iterdir()) == []
+        return
+    with zipfile.ZipFile(rewrite(wheel, out)) as zf:
+        assert zf.testzip() is None
+        assert zf.read("pkg/a.bin") == b"abc" * 1000

@@ -74,7 +74,14 @@ def _listing(names: Sequence[str]) -> str:
 #: hash, or its packed hash (:meth:`Hash.pack`, which never starts with 0).
 _FIXED = struct.Struct("<QQQIIHH")
 _SPAN = struct.Struct("<QQ")  # compressed size and offset, at byte 8
+_SIZES = struct.Struct("<QQ")  # size and compressed size, at byte 0
 _LISTED_UNHASHED = b"\0"
+#: members of at most this many compressed bytes are read whole with their local header
+SMALL_SPAN = 256 << 10
+_LOCAL_EXTRA_GUESS = 64  # bytes of local extra field read ahead along with a small member
+_LOCAL_SIG_BYTES = struct.pack("<I", LOCAL_SIG)
+_LOCAL_LENGTHS = struct.Struct("<HH")  # name and extra field lengths of a local header
+_LOCAL_LENGTHS_AT = LOCAL_HEADER.size - _LOCAL_LENGTHS.size
 
 
 class Member:
@@ -165,6 +172,12 @@ class Members(Mapping[str, Member]):
     def unlisted(self) -> Iterator[str]:
         """The members RECORD does not list, in order."""
         return (n for n, r in self._records.items() if len(r) == _FIXED.size)
+
+    def sizes(self) -> Iterator[tuple[str, int, int]]:
+        """(name, size, compressed size) of each member, in order."""
+        for name, record in self._records.items():
+            size, compressed_size = _SIZES.unpack_from(record)
+            yield name, size, compressed_size
 
     def spans(self) -> Iterator[tuple[int, int, str]]:
         """(offset, compressed size, name) of each member, in order."""
@@ -460,12 +473,30 @@ class WheelFile:
         """Read member ``name`` once to check it; return its RECORD hash (computed with
         sha256 for the members RECORD does not hash). Safe to call from several threads."""
         member = self.members[name]
-        if member.record_hash is not None and name in self._verified:
-            return member.record_hash
+        expected = member.record_hash
+        if expected is not None and name in self._verified:
+            return expected
+        if expected is not None and member.size <= SMALL_SPAN:
+            # most members are small: read whole, inflated and hashed in a few calls
+            whole = self.raw_data(member)[1]
+            if whole is not None:
+                self.check_whole(member, whole)
+                return expected
         computed = hashlib.sha256()
         hasher = self._copy(member, computed.update if member.record_hash is None else None)
         self._check_hash(member, hasher)
         return member.record_hash or Hash.of(computed.digest())
+
+    def check_whole(self, member: Member, raw: bytes) -> None:
+        """Check a member of at most :data:`SMALL_SPAN` bytes against its size, CRC and
+        RECORD hash from ``raw``, all its stored bytes (from :meth:`raw_data`)."""
+        data = self._inflate_whole(member, raw)
+        expected = member.record_hash
+        if expected is not None:
+            fed = expected.hasher()
+            fed.update(data)
+            if not expected.matches(fed):
+                raise self._hash_mismatch(member)
 
     def _copy(self, member: Member, sink: Callable[[bytes], object] | None) -> hashlib._Hash | None:
         """Inflate ``member`` into ``sink``; return the hash object fed with its bytes
@@ -482,12 +513,15 @@ class WheelFile:
         if hasher is None or member.record_hash is None:
             return
         if not member.record_hash.matches(hasher):
-            raise WheelError(
-                self.filename,
-                f"member {member.name!r} does not match its hash in {self.dist_info}/RECORD;"
-                " the wheel is corrupt or was changed after it was built. Rebuild it",
-                member=member.name,
-            )
+            raise self._hash_mismatch(member)
+
+    def _hash_mismatch(self, member: Member) -> WheelError:
+        return WheelError(
+            self.filename,
+            f"member {member.name!r} does not match its hash in {self.dist_info}/RECORD;"
+            " the wheel is corrupt or was changed after it was built. Rebuild it",
+            member=member.name,
+        )
 
     def _inflate(self, member: Member, read_size: int = CHUNK) -> Generator[bytes, None, None]:
         """The content of ``member``, a chunk at a time, inflated from its stored bytes with
@@ -495,7 +529,7 @@ class WheelFile:
         match the zip directory; a member that inflates past its declared size (a zip bomb)
         is stopped there."""
         name = member.name
-        span = self.raw_span(member)
+        span, whole = self.raw_data(member, min(SMALL_SPAN, read_size))
         inflater = zlib.decompressobj(-15) if member.method == DEFLATED else None
         crc = written = 0
         offset, remaining = span.offset, span.length
@@ -504,17 +538,16 @@ class WheelFile:
             nonlocal crc, written
             written += len(data)
             if written > member.size:
-                raise WheelError(
-                    self.filename,
-                    f"member {name!r} holds more data than the {member.size} bytes it declares",
-                    member=name,
-                )
+                raise self._too_long(member)
             crc = zlib.crc32(data, crc)
             return data
 
         try:
             while remaining:
-                chunk = os.pread(span.fd, min(read_size, remaining), offset)
+                if whole is not None:
+                    chunk, whole = whole, None
+                else:
+                    chunk = os.pread(span.fd, min(read_size, remaining), offset)
                 if not chunk:
                     raise WheelError(self.filename, f"member {name!r} is truncated", member=name)
                 offset += len(chunk)
@@ -539,36 +572,81 @@ class WheelFile:
                 self.filename, f"cannot read member {name!r} ({exc.strerror or exc})", member=name
             ) from None
         if written != member.size or crc != member.crc:
-            raise WheelError(
-                self.filename,
-                f"member {name!r} is corrupt: its data does not match the size and CRC-32"
-                " recorded in the zip directory",
-                member=name,
-            )
+            raise self._mismatch(member)
+
+    def _inflate_whole(self, member: Member, raw: bytes) -> bytes:
+        """The content of a small ``member`` from all its stored bytes ``raw``, checked as
+        :meth:`_inflate` checks it, in one call instead of a generator's many."""
+        data = raw
+        if member.method == DEFLATED:
+            inflater = zlib.decompressobj(-15)
+            try:
+                # one byte more than declared tells a member that holds too much
+                data = inflater.decompress(raw, member.size + 1)
+                if len(data) <= member.size:
+                    data += inflater.flush()
+            except zlib.error as exc:
+                raise WheelError(
+                    self.filename, f"member {member.name!r} is corrupt ({exc})", member=member.name
+                ) from None
+        if len(data) > member.size:
+            raise self._too_long(member)
+        if len(data) != member.size or zlib.crc32(data) != member.crc:
+            raise self._mismatch(member)
+        return data
+
+    def _too_long(self, member: Member) -> WheelError:
+        return WheelError(
+            self.filename,
+            f"member {member.name!r} holds more data than the {member.size} bytes it declares",
+            member=member.name,
+        )
+
+    def _mismatch(self, member: Member) -> WheelError:
+        return WheelError(
+            self.filename,
+            f"member {member.name!r} is corrupt: its data does not match the size and CRC-32"
+            " recorded in the zip directory",
+            member=member.name,
+        )
 
     def raw_span(self, member: Member) -> Span:
         """Where the compressed bytes of ``member`` lie in the wheel file."""
+        return self.raw_data(member, small=0)[0]
+
+    def raw_data(self, member: Member, small: int = SMALL_SPAN) -> tuple[Span, bytes | None]:
+        """Where the compressed bytes of ``member`` lie in the wheel file, and those bytes
+        too when there are at most ``small`` of them: read with its local header in one
+        positional read, as a call per member is most of the cost of a small one."""
         fd = self._file.fileno()
+        name = member.name
+        csize = member.compressed_size
+        want = LOCAL_HEADER.size
+        if csize <= small:
+            # the local header repeats the member's name, perhaps with an extra field
+            want += 4 * len(name) + _LOCAL_EXTRA_GUESS + csize
         # A positional read: threads extracting side by side share the file descriptor.
         try:
-            header = os.pread(fd, LOCAL_HEADER.size, member.offset)
+            header = os.pread(fd, want, member.offset)
         except OSError as exc:
             raise WheelError(
-                self.filename, f"cannot read member {member.name!r} ({exc.strerror or exc})"
+                self.filename, f"cannot read member {name!r} ({exc.strerror or exc})"
             ) from None
-        if len(header) != LOCAL_HEADER.size or LOCAL_HEADER.unpack(header)[0] != LOCAL_SIG:
+        if len(header) < LOCAL_HEADER.size or header[:4] != _LOCAL_SIG_BYTES:
             raise WheelError(
                 self.filename,
-                f"member {member.name!r} has a corrupt local header",
-                member=member.name,
+                f"member {name!r} has a corrupt local header",
+                member=name,
             )
-        fields = LOCAL_HEADER.unpack(header)
-        start = member.offset + LOCAL_HEADER.size + fields[9] + fields[10]
-        if start + member.compressed_size > self._size:
-            raise WheelError(
-                self.filename, f"member {member.name!r} is truncated", member=member.name
-            )
-        return Span(fd, start, member.compressed_size)
+        name_len, extra_len = _LOCAL_LENGTHS.unpack_from(header, _LOCAL_LENGTHS_AT)
+        skip = LOCAL_HEADER.size + name_len + extra_len
+        start = member.offset + skip
+        if start + csize > self._size:
+            raise WheelError(self.filename, f"member {name!r} is truncated", member=name)
+        span = Span(fd, start, csize)
+        if csize > small or skip + csize > len(header):
+            return span, None
+        return span, header[skip : skip + csize]
 
 
 def _check_no_overlap(wheel: str, members: Members) -> None:

@@ -35,6 +35,8 @@ _CODES = {name: code for code, name in enumerate(_PACKED, 1)}
 #: the first byte of a packed hash held as its text (a weak algorithm, a value that is not
 #: the canonical encoding of a digest): kept as written, so that it fails as it would
 _TEXT = 0xFF
+#: base64 to its URL-safe alphabet, as :func:`base64.urlsafe_b64encode` makes it
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 class InvalidRecordError(ValueError):
@@ -62,7 +64,8 @@ class Hash:
     @classmethod
     def of(cls, digest: bytes, name: str = "sha256") -> Hash:
         """The hash of a digest made with algorithm ``name``."""
-        return cls(name, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii"))
+        text = binascii.b2a_base64(digest, newline=False).translate(_URLSAFE)
+        return cls(name, text.rstrip(b"=").decode("ascii"))
 
     @property
     def strong(self) -> bool:
@@ -135,19 +138,28 @@ class RecordEntry:
         return cls(path, Hash.parse(digest) if digest else None, int(size) if size else None)
 
     def line(self) -> str:
-        """The entry as a RECORD line, fields quoted as the csv module reads them back. A
-        field holding ``,``, ``"``, CR or LF is quoted (csv.writer with
-        ``lineterminator="\\n"`` leaves a CR bare, which readers then take for the end of
-        the line)."""
-        fields = (
-            f'"{f.replace(chr(34), 2 * chr(34))}"' if any(c in f for c in ',"\r\n') else f
-            for f in (
-                self.path,
-                "" if self.hash is None else str(self.hash),
-                "" if self.size is None else str(self.size),
-            )
+        """The entry as a RECORD line (see :func:`record_line`)."""
+        return record_line(
+            self.path,
+            "" if self.hash is None else str(self.hash),
+            "" if self.size is None else str(self.size),
         )
-        return ",".join(fields) + "\n"
+
+
+def record_line(path: str, digest: str, size: str) -> str:
+    """A RECORD line of three fields, quoted as the csv module reads them back. A field
+    holding ``,``, ``"``, CR or LF is quoted (csv.writer with ``lineterminator="\\n"``
+    leaves a CR bare, which readers then take for the end of the line)."""
+    line = f"{path},{digest},{size}\n"
+    if line.count(",") == 2 and line.count("\n") == 1 and '"' not in line and "\r" not in line:
+        return line  # nothing to quote: the common case, one line per member
+    return ",".join(_quoted(f) for f in (path, digest, size)) + "\n"
+
+
+def _quoted(field: str) -> str:
+    return (
+        f'"{field.replace(chr(34), 2 * chr(34))}"' if any(c in field for c in ',"\r\n') else field
+    )
 
 
 def rows(chunks: Iterable[bytes]) -> Iterator[list[str]]:

@@ -3,9 +3,10 @@
 Owns the zip writer and the order and timestamps of the new wheel's members. Members that
 do not change are copied as their compressed bytes, never inflated and deflated again;
 new and patched members are deflated in parallel (see :mod:`relabel.archive.deflate`) into
-scratch files and then copied the same way. Meanwhile other threads inflate every
-unchanged member once to check it against RECORD, so a written wheel never carries a
-RECORD line that does not match its member. WHEEL and RECORD are written last; RECORD's
+scratch files and then copied the same way. Every unchanged member is inflated once to
+check it against its size, CRC and RECORD hash (small ones by the loop that copies them,
+from the bytes it read, larger ones by other threads meanwhile), so a written wheel never
+carries a RECORD line that does not match its member. WHEEL and RECORD are written last; RECORD's
 signatures are left out, as they cannot match the new RECORD, and every name added passes
 the checks of names read. Timestamps are deterministic: every new entry takes the input
 wheel's WHEEL timestamp, or ``SOURCE_DATE_EPOCH`` for all entries when set.
@@ -29,7 +30,8 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 from relabel.archive.deflate import Deflated, Prepared, Source, deflate_all, deflate_file
 from relabel.archive.names import check_new_names
 from relabel.archive.output import atomic_output
-from relabel.archive.record import RecordEntry
+from relabel.archive.reader import SMALL_SPAN
+from relabel.archive.record import RecordEntry, record_line
 from relabel.archive.zipformat import (
     CENTRAL_HEADER,
     CENTRAL_SIG,
@@ -90,7 +92,7 @@ class _ZipWriter:
         self,
         name: str,
         *,
-        chunks: Iterable[bytes] | Span,
+        chunks: Iterable[bytes] | Span | bytes,
         size: int,
         compressed_size: int,
         crc: int,
@@ -122,7 +124,13 @@ class _ZipWriter:
             + encoded
             + local_extra
         )
-        if isinstance(chunks, Span):
+        if isinstance(chunks, bytes):
+            # a small member read whole: through the buffer, no system call of its own
+            if len(chunks) != compressed_size:
+                raise WheelError(name, "member data does not have its declared size")
+            self._write(chunks)
+            written = compressed_size
+        elif isinstance(chunks, Span):
             if chunks.length != compressed_size:
                 raise WheelError(name, "member data does not have its declared size")
             try:
@@ -271,11 +279,19 @@ def write_wheel(
     rewritten = {*replaced, *added, *small, f"{src.dist_info}/RECORD"}
     dropped = set(src.signatures) - rewritten
     workers = max(1, jobs or os.cpu_count() or 1)
-    # Unchanged members are copied as stored. A few threads check each one against its
-    # size, CRC and RECORD hash (inflating it once) while the rest of the work runs; the
-    # new wheel gets its name only once every check has passed. One task per thread, not
-    # per member: a future per member costs a kilobyte, and wheels hold 100,000s of them.
-    unchanged = [n for n in src.members if n not in rewritten and n not in dropped]
+    # Unchanged members are copied as stored. A few threads check the larger ones against
+    # their size, CRC and RECORD hash (inflating each once) while the rest of the work runs;
+    # the new wheel gets its name only once every check has passed. One task per thread,
+    # not per member: a future per member costs a kilobyte, and wheels hold 100,000s of
+    # them. Small members are checked by the loop that copies them, from the bytes it
+    # reads anyway: for them a thread costs more in handing over the GIL than it saves.
+    unchanged = [
+        name
+        for name, size, compressed_size in src.members.sizes()
+        if not _checked_on_copy(size, compressed_size)
+        and name not in rewritten
+        and name not in dropped
+    ]
     stop = threading.Event()
 
     def check(share: Sequence[str]) -> None:
@@ -330,17 +346,23 @@ def _write_members(
     with record_path.open("w", encoding="utf-8", newline="") as record:
         for name in order:
             item = prepared.get(name)
-            original = src.members.get(name)
             if item is not None:
+                original = src.members.get(name)
                 # new content of an old member: its permissions stay as they were
                 mode = original.mode if original is not None and original.mode else item.mode
                 writer.add_deflated(name, item.data, mode, new_time)
                 record.write(RecordEntry(name, item.data.hash, item.data.size).line())
                 continue
             member = src.members[name]
+            span, whole = src.raw_data(member)
+            if _checked_on_copy(member.size, member.compressed_size):
+                if whole is not None:
+                    src.check_whole(member, whole)
+                else:  # a local header longer than read ahead: checked as the threads do
+                    src.verify(name)
             writer.add(
                 name,
-                chunks=src.raw_span(member),
+                chunks=span if whole is None else whole,
                 size=member.size,
                 compressed_size=member.compressed_size,
                 crc=member.crc,
@@ -350,7 +372,8 @@ def _write_members(
             )
             # every member copied unchanged has a hash: RECORD and its signatures, the
             # only ones without, are rewritten or left out
-            record.write(RecordEntry(name, member.record_hash, member.size).line())
+            digest = member.record_hash
+            record.write(record_line(name, "" if digest is None else str(digest), str(member.size)))
         record.write(RecordEntry(record_name, None, None).line())
     for future in verified:
         future.result()
@@ -360,6 +383,11 @@ def _write_members(
         deflated = deflate_file(record_path, scratch / "RECORD.deflated", level, pool, depth=2)
     writer.add_deflated(record_name, deflated, 0o644, new_time)
     writer.finish()
+
+
+def _checked_on_copy(size: int, compressed_size: int) -> bool:
+    """Whether a member copied unchanged is checked as it is copied (not by a thread)."""
+    return size <= SMALL_SPAN and compressed_size <= SMALL_SPAN
 
 
 def _small_file(path: Path, data: bytes | Callable[[], bytes]) -> Callable[[], Path]:
