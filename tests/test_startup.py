@@ -102,6 +102,8 @@ def test_show_of_a_small_wheel_loads_neither_floor_nor_writer(
     # what only a repair runs: patchelf, the making of new members, and the comparison of a
     # wheel repaired in place
     assert sorted(modules.intersection({"relabel.patchelf", "relabel.produce", "filecmp"})) == []
+    # Android wheels only
+    assert "relabel.android" not in modules
 
 
 def test_show_loads_the_floor_when_lowering_could_reach_something(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relabel import android, archive, floor_setting, included, libc, policy
+from relabel import archive, floor_setting, included, libc, policy
 from relabel.archive import check_member_name
 from relabel.audit import Audit, Kind, audit, installed_path
 from relabel.config import Settings
@@ -142,6 +142,8 @@ def _scan(
     for name in candidates:
         info = parsed[name]
         if android_tag is not None:
+            from relabel import android  # noqa: PLC0415 - Android wheels only
+
             info = android.arch_for_abi(info, android_tag.abi)
         if info.arch is None:
             skipped.append((name, info.arch_problem or "unknown architecture"))
