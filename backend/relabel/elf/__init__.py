@@ -187,7 +187,8 @@ def _parse(file: File, shown: str) -> ElfInfo:
     )
 
 
-@dataclass(frozen=True)
+# parsed once and taken apart, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class _Linked:
     """What the dynamic array says: the file's part of ElfInfo about linking."""
 

@@ -60,7 +60,8 @@ _PHDR_SIZE = {64: 56, 32: 32}
 _PHDR = {64: "IIQQQQQQ", 32: "IIIIIIII"}
 
 
-@dataclass(frozen=True)
+# parsed once and taken apart, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Section:
     """One section header, its name read from the section name table."""
 
@@ -74,7 +75,8 @@ class Section:
     link: int
 
 
-@dataclass(frozen=True)
+# parsed once and taken apart, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Segment:
     """One program header (the fields relabel reads, alike in both classes)."""
 
@@ -86,7 +88,8 @@ class Segment:
     align: int
 
 
-@dataclass(frozen=True)
+# parsed once and taken apart, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Layout:
     """The ELF header's facts and its two header tables, checked against the file."""
 

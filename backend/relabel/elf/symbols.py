@@ -53,7 +53,8 @@ class SymbolNeed:
     weak: bool
 
 
-@dataclass(frozen=True)
+# parsed once and taken apart, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Symbols:
     """What the dynamic symbol table says: the ElfInfo fields about symbols."""
 
