@@ -149,7 +149,8 @@ class Policy:
         return allowed is None or number in allowed
 
 
-@dataclass(frozen=True)
+# internal: read once and taken apart, never compared nor shown (no __eq__, __repr__)
+@dataclass(frozen=True, eq=False, repr=False)
 class _Row:
     """One policy of a data file, as every architecture shares it."""
 
@@ -163,7 +164,8 @@ class _Row:
     blacklist: Mapping[str, frozenset[str]]
 
 
-@dataclass(frozen=True)
+# internal: read once and taken apart, never compared nor shown (no __eq__, __repr__)
+@dataclass(frozen=True, eq=False, repr=False)
 class _Family:
     """One data file, parsed; its policies are built per architecture, when asked for."""
 
@@ -490,7 +492,8 @@ def lookup(name: str, arch: str | None = None) -> Policy:
 # -- Android (PEP 738) ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+# internal: read once and taken apart, never compared nor shown (no __eq__, __repr__)
+@dataclass(frozen=True, eq=False, repr=False)
 class _AndroidData:
     """``_data/android.json``, read."""
 
