@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+# table rows read by attribute, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Arch:
     """One architecture as wheel tags name it and as ELF headers and the loader see it."""
 

@@ -95,7 +95,8 @@ class Node:
     inherited: tuple[str, ...] = ()
 
 
-@dataclass
+# a run's context and caches, compared with nothing: no generated __eq__ and __repr__
+@dataclass(eq=False, repr=False)
 class Resolver:
     """Resolution context shared across one run (caches parsed files and directory listings)."""
 
