@@ -129,7 +129,8 @@ class Verdict:
         return not self.blockers
 
 
-@dataclass(frozen=True)
+# read by attribute, never compared: no generated __eq__
+@dataclass(frozen=True, eq=False)
 class Audit:
     """The verdict of every policy of the wheel's architecture and C library."""
 

@@ -69,7 +69,8 @@ class Options(Settings):
         )
 
 
-@dataclass(frozen=True)
+# a result read by attribute, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Analysis:
     """What auditing a wheel found (pure: no ELF file to audit, and no audit)."""
 
@@ -86,7 +87,8 @@ class Analysis:
     glibc_floor: floor.WheelFloor | None = None
 
 
-@dataclass(frozen=True)
+# a result read by attribute, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Result:
     """A repair: the audit of the wheel as it was, the wheel written, and the plan it
     followed (None for a wheel without ELF files, passed through)."""
