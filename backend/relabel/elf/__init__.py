@@ -70,7 +70,8 @@ _EF_ARM_EABI_VER5 = 0x05000000
 _EF_ARM_ABI_FLOAT_HARD = 0x00000400
 
 
-@dataclass(frozen=True)
+# read by attribute, never compared: no generated __eq__ (each costs start-up time)
+@dataclass(frozen=True, eq=False)
 class ElfInfo:
     """Everything relabel needs to know about one ELF file."""
 
