@@ -149,8 +149,9 @@ class Policy:
         return allowed is None or number in allowed
 
 
-# internal: read once and taken apart, never compared nor shown (no __eq__, __repr__)
-@dataclass(frozen=True, eq=False, repr=False)
+# internal, read once and taken apart: never compared, shown nor assigned to, so it gets
+# no generated __eq__, __repr__ or frozen guards (each costs start-up time)
+@dataclass(eq=False, repr=False)
 class _Row:
     """One policy of a data file, as every architecture shares it."""
 
@@ -164,8 +165,9 @@ class _Row:
     blacklist: Mapping[str, frozenset[str]]
 
 
-# internal: read once and taken apart, never compared nor shown (no __eq__, __repr__)
-@dataclass(frozen=True, eq=False, repr=False)
+# internal, read once and taken apart: never compared, shown nor assigned to, so it gets
+# no generated __eq__, __repr__ or frozen guards (each costs start-up time)
+@dataclass(eq=False, repr=False)
 class _Family:
     """One data file, parsed; its policies are built per architecture, when asked for."""
 
@@ -492,8 +494,9 @@ def lookup(name: str, arch: str | None = None) -> Policy:
 # -- Android (PEP 738) ------------------------------------------------------------------
 
 
-# internal: read once and taken apart, never compared nor shown (no __eq__, __repr__)
-@dataclass(frozen=True, eq=False, repr=False)
+# internal, read once and taken apart: never compared, shown nor assigned to, so it gets
+# no generated __eq__, __repr__ or frozen guards (each costs start-up time)
+@dataclass(eq=False, repr=False)
 class _AndroidData:
     """``_data/android.json``, read."""
 

@@ -188,8 +188,9 @@ def _parse(file: File, shown: str) -> ElfInfo:
     )
 
 
-# parsed once and taken apart, never compared nor shown: no generated __eq__ and __repr__
-@dataclass(frozen=True, eq=False, repr=False)
+# internal, parsed once and taken apart: never compared, shown nor assigned to, so it gets
+# no generated __eq__, __repr__ or frozen guards (each costs start-up time)
+@dataclass(eq=False, repr=False)
 class _Linked:
     """What the dynamic array says: the file's part of ElfInfo about linking."""
 

@@ -54,8 +54,9 @@ class SymbolNeed:
     weak: bool
 
 
-# parsed once and taken apart, never compared nor shown: no generated __eq__ and __repr__
-@dataclass(frozen=True, eq=False, repr=False)
+# internal, parsed once and taken apart: never compared, shown nor assigned to, so it gets
+# no generated __eq__, __repr__ or frozen guards (each costs start-up time)
+@dataclass(eq=False, repr=False)
 class Symbols:
     """What the dynamic symbol table says: the ElfInfo fields about symbols."""
 
