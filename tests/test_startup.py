@@ -99,8 +99,11 @@ def test_show_of_a_small_wheel_loads_neither_floor_nor_writer(
     assert f"libfoo.so.1 => {fixtures.libfoo}" in proc.stdout
     assert {"relabel.elf", "relabel.resolve", "relabel.audit", "relabel.report"} <= modules
     assert sorted(modules.intersection(HEAVY)) == []
-    # what only a repair runs: patchelf, and the comparison of a wheel repaired in place
-    assert sorted(modules.intersection({"relabel.patchelf", "filecmp"})) == []
+    # what only a repair runs: patchelf, the making of new members, and the comparison of a
+    # wheel repaired in place
+    assert sorted(modules.intersection({"relabel.patchelf", "relabel.produce", "filecmp"})) == []
+    # Android wheels only
+    assert "relabel.android" not in modules
 
 
 def test_show_loads_the_floor_when_lowering_could_reach_something(
@@ -203,3 +206,27 @@ def test_the_installed_command_loads_the_modules_with_the_collector_off() -> Non
     status, enabled, frozen = proc.stdout.split()
     assert (status, enabled) == ("0", "True"), proc.stderr
     assert int(frozen) > 0
+
+
+def test_a_script_that_calls_the_command_line_itself_freezes_what_is_loaded() -> None:
+    """Console scripts installed before the entry point was ``relabel.__main__:run`` import
+    :func:`relabel.cli.main` and call it: run as the program it freezes the loaded modules
+    out of the collector too; called from Python with arguments it leaves the collector be."""
+    code = (
+        "import gc, sys\n"
+        "from relabel import cli\n"
+        "counts = [gc.get_freeze_count()]\n"
+        "for argv in (['--version'], None):\n"
+        "    sys.argv = ['relabel', '--version']\n"
+        "    try:\n"
+        "        cli.main(argv)\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0\n"
+        "    counts.append(gc.get_freeze_count())\n"
+        "print(*counts, file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    before, called, run = map(int, proc.stderr.split())
+    assert before == called == 0
+    assert run > 0

@@ -1,9 +1,11 @@
-"""Android wheels (PEP 738): their platform tags and how their files are recognised.
+"""Android wheels (PEP 738): their platform tags and what their files may need.
 
 An Android wheel is tagged ``android_<api>_<abi>``: the API level is the oldest Android
 release it runs on, the ABI one of the NDK's four. Android is always cross-compiled, so
 nothing here looks at the host. This module only parses names and reads ELF records
-already parsed; the policies themselves live in :mod:`relabel.policy`.
+already parsed; the policies themselves live in :mod:`relabel.policy`. Every run asks
+whether a file is built for Android (:func:`relabel.libc.is_android_file`, from the names
+in :mod:`relabel.arch`); this module is loaded for Android wheels and policies only.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from relabel.arch import ANDROID_PREFIX
 
 if TYPE_CHECKING:
     from relabel.elf import ElfInfo
@@ -23,12 +27,11 @@ __all__ = [
     "RUNPATH_API",
     "AndroidTag",
     "arch_for_abi",
-    "is_android_file",
     "newer_than",
     "parse_tag",
 ]
 
-PREFIX = "android_"
+PREFIX = ANDROID_PREFIX
 
 #: The oldest API level PEP 738 supports (Android 5.0).
 MIN_API = 21
@@ -45,11 +48,6 @@ ABIS: dict[str, str] = {
 }
 
 _TAG = re.compile(r"^android_(?P<api>[1-9][0-9]*)_(?P<abi>[a-z0-9_]+)$")
-
-# CPython's extension suffixes on Android (sysconfig's SOABI ends in the target triple).
-_SUFFIXES = ("-linux-android.so", "-linux-androideabi.so")
-# bionic's dynamic linker; on every other Linux libc the interpreter is ld-*.
-_LINKERS = ("/system/bin/linker", "/system/bin/linker64")
 
 
 @dataclass(frozen=True)
@@ -83,16 +81,6 @@ def parse_tag(platform: str) -> AndroidTag | None:
         msg = f"{platform!r} names the ABI {abi!r}; Android ABIs are {', '.join(ABIS)}"
         raise ValueError(msg)
     return AndroidTag(platform, int(match["api"]), abi)
-
-
-def is_android_file(name: str, info: ElfInfo) -> bool:
-    """Whether an ELF file was built for Android: the NDK's note, bionic's linker, or
-    CPython's extension suffix."""
-    if info.android_api is not None:
-        return True
-    if info.interpreter:
-        return info.interpreter in _LINKERS
-    return name.endswith(_SUFFIXES)
 
 
 def newer_than(info: ElfInfo, api_level: int) -> str | None:

@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 __all__ = [
+    "ANDROID_PREFIX",
     "ARCHES",
     "ARCHITECTURES",
     "MUSL_LOADER",
     "Arch",
     "from_elf",
+    "is_android_name",
+    "is_bionic_linker",
     "is_glibc_libc",
     "is_loader",
     "is_musl_interpreter",
@@ -29,7 +32,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+# table rows read by attribute, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Arch:
     """One architecture as wheel tags name it and as ELF headers and the loader see it."""
 
@@ -87,3 +91,22 @@ def is_musl_libc(needed: str) -> bool:
 def is_glibc_libc(needed: str) -> bool:
     """Whether a DT_NEEDED names glibc: ``libc.so.6`` on every architecture, or its loader."""
     return needed == "libc.so.6" or needed.startswith(_GLIBC_LOADERS)
+
+
+#: The platform tags of Android wheels: ``android_<api level>_<abi>`` (PEP 738).
+ANDROID_PREFIX = "android_"
+
+# bionic's dynamic linker; on every other Linux libc the interpreter is ld-*.
+_BIONIC_LINKERS = ("/system/bin/linker", "/system/bin/linker64")
+# CPython's extension suffixes on Android (sysconfig's SOABI ends in the target triple).
+_ANDROID_SUFFIXES = ("-linux-android.so", "-linux-androideabi.so")
+
+
+def is_bionic_linker(interpreter: str) -> bool:
+    """Whether a PT_INTERP names Android's dynamic linker."""
+    return interpreter in _BIONIC_LINKERS
+
+
+def is_android_name(name: str) -> bool:
+    """Whether a file name ends in one of CPython's extension suffixes on Android."""
+    return name.endswith(_ANDROID_SUFFIXES)

@@ -21,7 +21,6 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from relabel import android
 from relabel.elf import ElfInfo, is_loader
 from relabel.resolve import LIBPYTHON, Library, Node, is_path
 
@@ -130,7 +129,8 @@ class Verdict:
         return not self.blockers
 
 
-@dataclass(frozen=True)
+# read by attribute, never compared: no generated __eq__
+@dataclass(frozen=True, eq=False)
 class Audit:
     """The verdict of every policy of the wheel's architecture and C library."""
 
@@ -261,10 +261,16 @@ def _external(node: Node, policy: Policy, root: str) -> dict[str, Library]:
     return found
 
 
-def _android_runpath_finding(member: str, soname: str, policy: Policy) -> Finding:
+def _android_runpath(member: str, soname: str, policy: Policy) -> list[Finding]:
     # A grafted library is found only through DT_RUNPATH=$ORIGIN/..., which bionic's
     # loader ignores before API level 24.
-    return Finding(
+    if policy.api_level is None:
+        return []
+    from relabel import android  # noqa: PLC0415 - Android policies only
+
+    if policy.api_level >= android.RUNPATH_API:
+        return []
+    finding = Finding(
         member,
         Kind.ANDROID_API,
         library=soname,
@@ -274,11 +280,14 @@ def _android_runpath_finding(member: str, soname: str, policy: Policy) -> Findin
             f" {policy.name} is API level {policy.api_level}"
         ),
     )
+    return [finding]
 
 
 def _android_level(where: str, info: ElfInfo, policy: Policy) -> list[Finding]:
     if policy.api_level is None:
         return []
+    from relabel import android  # noqa: PLC0415 - see _android_runpath
+
     why = android.newer_than(info, policy.api_level)
     return [] if why is None else [Finding(where, Kind.ANDROID_API, detail=why)]
 
@@ -418,8 +427,7 @@ def audit(
                     )
                     continue
                 findings.append(Finding(node.member, Kind.EXTERNAL, library=soname))
-                if policy.api_level is not None and policy.api_level < android.RUNPATH_API:
-                    findings.append(_android_runpath_finding(node.member, soname, policy))
+                findings.extend(_android_runpath(node.member, soname, policy))
                 files.setdefault(lib.path, soname)
                 if lib.info is not None and lib.path not in grafted:
                     grafted[lib.path] = (soname, lib.info)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import re
@@ -375,6 +376,15 @@ def _json_wanted(argv: Sequence[str]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (the process's arguments when None); the exit status.
+
+    Run as the program (``argv`` None), the process is short-lived: the objects of the
+    modules loaded so far live until exit, so they are frozen out of the cycle collector
+    (as :func:`relabel.__main__.run` does), which then never traverses them again, at exit
+    included. This also covers console scripts that import this function directly.
+    """
+    if argv is None:
+        gc.freeze()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser(_command(argv)).parse_args(argv)

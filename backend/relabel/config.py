@@ -186,7 +186,8 @@ def _outside_schema() -> dict[str, Any]:
 SAME: Any = object()
 
 
-@dataclass(frozen=True)
+# read by attribute only, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Flag:
     """How a setting appears on relabel's command line (auditwheel's flag where it has one)."""
 
@@ -205,7 +206,8 @@ class Flag:
     command_help: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+# read by attribute only, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Meta:
     """Everything about one setting beyond its name, type and default."""
 

@@ -11,19 +11,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relabel import android, policy
-from relabel.arch import is_glibc_libc, is_musl_interpreter, is_musl_libc
+from relabel import policy
+from relabel.arch import (
+    ANDROID_PREFIX,
+    is_android_name,
+    is_bionic_linker,
+    is_glibc_libc,
+    is_musl_interpreter,
+    is_musl_libc,
+)
 from relabel.errors import WheelError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from relabel import archive
+    from relabel import android, archive
     from relabel.elf import ElfInfo
 
 
 def android_tag(wheel: archive.WheelFile) -> android.AndroidTag | None:
+    """The wheel's first valid ``android_`` tag taken apart, or None."""
     for tag in wheel.tags:
+        if not tag.platform.startswith(ANDROID_PREFIX):
+            continue
+        from relabel import android  # noqa: PLC0415 - Android wheels only
+
         try:
             found = android.parse_tag(tag.platform)
         except ValueError:
@@ -60,8 +72,8 @@ def detect(wheel: archive.WheelFile, infos: Mapping[str, ElfInfo], root: str = "
     Android comes first: bionic's soname is plain ``libc.so`` too, so an ``android_`` tag
     (or bionic's linker, or CPython's Android extension suffix) decides before musl's rules.
     """
-    if any(t.platform.startswith(android.PREFIX) for t in wheel.tags) or any(
-        android.is_android_file(name, info) for name, info in infos.items()
+    if any(t.platform.startswith(ANDROID_PREFIX) for t in wheel.tags) or any(
+        is_android_file(name, info) for name, info in infos.items()
     ):
         return policy.Libc.ANDROID
     for info in infos.values():
@@ -97,6 +109,16 @@ def detect(wheel: archive.WheelFile, infos: Mapping[str, ElfInfo], root: str = "
     return policy.Libc.GLIBC if system is None else system
 
 
+def is_android_file(name: str, info: ElfInfo) -> bool:
+    """Whether an ELF file was built for Android: the NDK's note, bionic's linker, or
+    CPython's extension suffix."""
+    if info.android_api is not None:
+        return True
+    if info.interpreter:
+        return is_bionic_linker(info.interpreter)
+    return is_android_name(name)
+
+
 def system_libc(root: str) -> policy.Libc | None:
     """The C library of the system under ``root``: musl where Alpine's ``libc.musl-*``
     is (auditwheel's test; a glibc system with the musl package installed has only
@@ -114,7 +136,7 @@ def android_policies(wheel: archive.WheelFile, arch: str) -> tuple[policy.Policy
     """The policy of an Android wheel's one platform tag, checked against its files."""
     platforms = sorted({t.platform for t in wheel.tags})
     problem = None
-    if len(platforms) != 1 or not platforms[0].startswith(android.PREFIX):
+    if len(platforms) != 1 or not platforms[0].startswith(ANDROID_PREFIX):
         problem = (
             "its files are built for Android, so it needs exactly one android_<api>_<abi>"
             f" platform tag (PEP 738), not {', '.join(platforms)}"

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 SHOW = "show"
 
 
-@dataclass(frozen=True)
+# a result read by attribute, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Outcome:
     """What one run did."""
 

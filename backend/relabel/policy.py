@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from relabel import _resources, android
-from relabel.arch import ARCHITECTURES
+from relabel import _resources
+from relabel.arch import ANDROID_PREFIX, ARCHITECTURES
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -149,7 +149,9 @@ class Policy:
         return allowed is None or number in allowed
 
 
-@dataclass(frozen=True)
+# internal, read once and taken apart: never compared, shown nor assigned to, so it gets
+# no generated __eq__, __repr__ or frozen guards (each costs start-up time)
+@dataclass(eq=False, repr=False)
 class _Row:
     """One policy of a data file, as every architecture shares it."""
 
@@ -163,7 +165,9 @@ class _Row:
     blacklist: Mapping[str, frozenset[str]]
 
 
-@dataclass(frozen=True)
+# internal, read once and taken apart: never compared, shown nor assigned to, so it gets
+# no generated __eq__, __repr__ or frozen guards (each costs start-up time)
+@dataclass(eq=False, repr=False)
 class _Family:
     """One data file, parsed; its policies are built per architecture, when asked for."""
 
@@ -463,7 +467,7 @@ def lookup(name: str, arch: str | None = None) -> Policy:
     Raises KeyError for unknown names (suggesting the closest ones) and for policies that
     do not exist on the architecture (saying where they do).
     """
-    if name.startswith(android.PREFIX):
+    if name.startswith(ANDROID_PREFIX):
         return _android_lookup(name, arch)
     known, tag_arch = _split_tag(name)
     if known is None:
@@ -490,7 +494,9 @@ def lookup(name: str, arch: str | None = None) -> Policy:
 # -- Android (PEP 738) ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+# internal, read once and taken apart: never compared, shown nor assigned to, so it gets
+# no generated __eq__, __repr__ or frozen guards (each costs start-up time)
+@dataclass(eq=False, repr=False)
 class _AndroidData:
     """``_data/android.json``, read."""
 
@@ -515,6 +521,8 @@ def _android_data() -> _AndroidData:
 
 @functools.cache
 def _android_policy(platform: str) -> Policy:
+    from relabel import android  # noqa: PLC0415 - Android tags only
+
     tag = android.parse_tag(platform)
     if tag is None:  # pragma: no cover - callers pass android_ tags only
         raise KeyError(platform)
@@ -549,6 +557,8 @@ def _android_policy(platform: str) -> Policy:
 
 
 def _android_lookup(name: str, arch: str | None) -> Policy:
+    from relabel import android  # noqa: PLC0415 - see _android_policy
+
     try:
         tag = android.parse_tag(name)
     except ValueError as exc:

@@ -13,14 +13,13 @@ import dataclasses
 import fnmatch
 import functools
 import os
-import shutil
 import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from relabel import android, archive, floor_setting, included, libc, policy
+from relabel import archive, floor_setting, included, libc, policy
 from relabel.archive import check_member_name
 from relabel.audit import Audit, Kind, audit, installed_path
 from relabel.config import Settings
@@ -40,8 +39,8 @@ from relabel.resolve import Resolver
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from relabel import floor, musl, patchelf
-    from relabel.plan import Patch, Plan
+    from relabel import floor, musl
+    from relabel.plan import Plan
 
 _MIN_ELF_SIZE = 52  # the smallest ELF header (32-bit)
 
@@ -70,7 +69,8 @@ class Options(Settings):
         )
 
 
-@dataclass(frozen=True)
+# a result read by attribute, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Analysis:
     """What auditing a wheel found (pure: no ELF file to audit, and no audit)."""
 
@@ -87,7 +87,8 @@ class Analysis:
     glibc_floor: floor.WheelFloor | None = None
 
 
-@dataclass(frozen=True)
+# a result read by attribute, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Result:
     """A repair: the audit of the wheel as it was, the wheel written, and the plan it
     followed (None for a wheel without ELF files, passed through)."""
@@ -143,6 +144,8 @@ def _scan(
     for name in candidates:
         info = parsed[name]
         if android_tag is not None:
+            from relabel import android  # noqa: PLC0415 - Android wheels only
+
             info = android.arch_for_abi(info, android_tag.abi)
         if info.arch is None:
             skipped.append((name, info.arch_problem or "unknown architecture"))
@@ -394,47 +397,6 @@ def _passthrough(wheel_path: Path, out_dir: Path) -> Path:
     return archive.copy_atomically(wheel_path, out_dir)
 
 
-@dataclass(frozen=True)
-class _Produce:
-    """Make one new member's file: copy or patch ``source`` into ``dest`` (maybe strip).
-
-    Called from the writer's worker threads, so that patching one library overlaps
-    compressing another; ``size_hint`` lets the writer start the largest first. A file
-    that one patchelf call patches is not written: the writer reads patchelf's output.
-    """
-
-    source: Path
-    dest: Path
-    patch: Patch | None
-    strip: bool
-    mode: int
-    size_hint: int
-
-    def __call__(self) -> Path | patchelf.Patched:
-        from relabel import patchelf  # noqa: PLC0415 - repairs only, as in _apply
-
-        if self.patch is not None and not self.strip:
-            # patchelf's output goes straight to the compressor, never to disk
-            patched = patchelf.stream(
-                self.patch, self.source, self.mode | stat.S_IRUSR | stat.S_IWUSR
-            )
-            if patched is not None:
-                return patched
-        if self.strip:
-            # before patching, as auditwheel does: strip may undo patchelf's layout changes
-            if self.source != self.dest:
-                shutil.copyfile(self.source, self.dest)
-            patchelf.strip(self.dest, self.patch.member if self.patch else self.dest.name)
-            if self.patch is not None:
-                patchelf.apply(self.patch, self.dest)
-        elif self.patch is not None:
-            patchelf.apply(self.patch, self.source, self.dest if self.source != self.dest else None)
-        elif self.source != self.dest:
-            shutil.copyfile(self.source, self.dest)
-        self.dest.chmod(self.mode | stat.S_IRUSR | stat.S_IWUSR)
-        return self.dest
-
-
 def _apply(
     wheel: archive.WheelFile,
     scratch: Path,
@@ -446,15 +408,16 @@ def _apply(
     hashes: Mapping[str, str],
 ) -> Path:
     from relabel.plan import launcher, retag  # noqa: PLC0415 - see repair
+    from relabel.produce import Produce  # noqa: PLC0415 - see repair
 
     tree = scratch / "tree"
     libs = scratch / "libs"
     libs.mkdir()
     patches = {p.member: p for p in plan.patches}
 
-    def produce(member: str, source: Path, dest: Path) -> _Produce:
+    def produce(member: str, source: Path, dest: Path) -> Produce:
         info = source.stat()
-        return _Produce(
+        return Produce(
             source,
             dest,
             patches.get(member),

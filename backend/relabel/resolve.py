@@ -62,7 +62,8 @@ _HOST_TOKEN = re.compile(r"\$(LIB|PLATFORM)\b|\$\{(LIB|PLATFORM)\}")
 _DIAGNOSTICS = re.compile(r'^(dl_dst_lib|dl_platform)="([^"]*)"$', re.MULTILINE)
 
 
-@dataclass(frozen=True)
+# a result read by attribute, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Library:
     """Where one soname resolved, seen from the object that needs it."""
 
@@ -74,7 +75,8 @@ class Library:
     skipped: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+# a result read by attribute, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class Node:
     """An ELF file of the wheel with its whole resolved dependency closure.
 
@@ -95,7 +97,8 @@ class Node:
     inherited: tuple[str, ...] = ()
 
 
-@dataclass
+# a run's context and caches, compared with nothing: no generated __eq__ and __repr__
+@dataclass(eq=False, repr=False)
 class Resolver:
     """Resolution context shared across one run (caches parsed files and directory listings)."""
 

@@ -70,7 +70,8 @@ _EF_ARM_EABI_VER5 = 0x05000000
 _EF_ARM_ABI_FLOAT_HARD = 0x00000400
 
 
-@dataclass(frozen=True)
+# read by attribute, never compared: no generated __eq__ (each costs start-up time)
+@dataclass(frozen=True, eq=False)
 class ElfInfo:
     """Everything relabel needs to know about one ELF file."""
 
@@ -187,7 +188,9 @@ def _parse(file: File, shown: str) -> ElfInfo:
     )
 
 
-@dataclass(frozen=True)
+# internal, parsed once and taken apart: never compared, shown nor assigned to, so it gets
+# no generated __eq__, __repr__ or frozen guards (each costs start-up time)
+@dataclass(eq=False, repr=False)
 class _Linked:
     """What the dynamic array says: the file's part of ElfInfo about linking."""
 

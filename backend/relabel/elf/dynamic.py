@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from relabel.elf.layout import File, Image, Layout, Section, Segment
 
 
-@dataclass
+# parsed once and taken apart, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(eq=False, repr=False)
 class Dynamic:
     """The dynamic array, read through PT_DYNAMIC up to DT_NULL."""
 

@@ -60,7 +60,9 @@ _PHDR_SIZE = {64: 56, 32: 32}
 _PHDR = {64: "IIQQQQQQ", 32: "IIIIIIII"}
 
 
-@dataclass(frozen=True)
+# internal, parsed once and taken apart: never compared, shown nor assigned to, so it gets
+# no generated __eq__, __repr__ or frozen guards (each costs start-up time)
+@dataclass(eq=False, repr=False)
 class Section:
     """One section header, its name read from the section name table."""
 
@@ -74,7 +76,9 @@ class Section:
     link: int
 
 
-@dataclass(frozen=True)
+# internal, parsed once and taken apart: never compared, shown nor assigned to, so it gets
+# no generated __eq__, __repr__ or frozen guards (each costs start-up time)
+@dataclass(eq=False, repr=False)
 class Segment:
     """One program header (the fields relabel reads, alike in both classes)."""
 
@@ -86,7 +90,9 @@ class Segment:
     align: int
 
 
-@dataclass(frozen=True)
+# internal, parsed once and taken apart: never compared, shown nor assigned to, so it gets
+# no generated __eq__, __repr__ or frozen guards (each costs start-up time)
+@dataclass(eq=False, repr=False)
 class Layout:
     """The ELF header's facts and its two header tables, checked against the file."""
 

@@ -43,7 +43,8 @@ _PY_INIT_PREFIXES = (("PyInit_", 3), ("init", 2), ("_cffi_pypyinit_", 2))
 _PYFPE_SYMBOLS = frozenset({"PyFPE_jbuf", "PyFPE_dummy", "PyFPE_counter"})
 
 
-@dataclass(frozen=True)
+# read by attribute, never compared nor shown: no generated __eq__ and __repr__
+@dataclass(frozen=True, eq=False, repr=False)
 class SymbolNeed:
     """An undefined dynamic symbol and, when versioned, the version and library it binds to."""
 
@@ -53,7 +54,9 @@ class SymbolNeed:
     weak: bool
 
 
-@dataclass(frozen=True)
+# internal, parsed once and taken apart: never compared, shown nor assigned to, so it gets
+# no generated __eq__, __repr__ or frozen guards (each costs start-up time)
+@dataclass(eq=False, repr=False)
 class Symbols:
     """What the dynamic symbol table says: the ElfInfo fields about symbols."""
 
