@@ -194,6 +194,7 @@ def test_the_installed_command_loads_the_modules_with_the_collector_off() -> Non
     code = (
         "import gc, sys\n"
         "import relabel.cli\n"
+        "print(gc.get_freeze_count())\n"
         "seen = []\n"
         "relabel.cli.main = lambda: seen.append((gc.isenabled(), gc.get_freeze_count())) or 0\n"
         "from relabel.__main__ import run\n"
@@ -203,9 +204,10 @@ def test_the_installed_command_loads_the_modules_with_the_collector_off() -> Non
         "    print(exc.code, *seen[0])\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    status, enabled, frozen = proc.stdout.split()
+    before, status, enabled, frozen = proc.stdout.split()
     assert (status, enabled) == ("0", "True"), proc.stderr
-    assert int(frozen) > 0
+    # some Pythons (3.12) start with objects frozen already: only the change counts
+    assert int(frozen) > int(before)
 
 
 def test_a_script_that_calls_the_command_line_itself_freezes_what_is_loaded() -> None:
@@ -228,5 +230,6 @@ def test_a_script_that_calls_the_command_line_itself_freezes_what_is_loaded() ->
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     before, called, run = map(int, proc.stderr.split())
-    assert before == called == 0
-    assert run > 0
+    # some Pythons (3.12) start with objects frozen already: only the change counts
+    assert called == before
+    assert run > before
