@@ -282,18 +282,8 @@ class Patched:
 def _whole_elf(head: bytes, size: int) -> bool:
     """Whether an ELF file of ``size`` bytes starting with ``head`` (64 bytes) holds its
     section header table."""
-    if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
-        return False
-    endian = "<" if head[5] == 1 else ">"
-    if head[4] == 2:
-        if len(head) < 64:
-            return False
-        (shoff,) = struct.unpack_from(endian + "Q", head, 40)
-        entsize, count = struct.unpack_from(endian + "HH", head, 58)
-    else:
-        (shoff,) = struct.unpack_from(endian + "I", head, 32)
-        entsize, count = struct.unpack_from(endian + "HH", head, 46)
-    return int(shoff) + int(entsize) * int(count) <= size
+    table = _section_table(head)
+    return table is not None and table[0] + table[1] * table[2] <= size
 
 
 def stream(patch: Patch, path: Path, mode: int) -> Patched | None:
@@ -325,17 +315,26 @@ def has_section_headers(path: Path) -> bool | None:
             head = stream.read(64)
     except OSError:
         return None  # the tool run next reports it in its own words
-    if head[:4] != b"\x7fELF" or len(head) < 52 or head[4] not in (1, 2) or head[5] not in (1, 2):
+    table = _section_table(head)
+    # e_shnum may be 0 with a table present (gABI extended numbering): e_shoff decides
+    return None if table is None else table[0] != 0
+
+
+def _section_table(head: bytes) -> tuple[int, int, int] | None:
+    """e_shoff, e_shentsize and e_shnum from the first 64 bytes of an ELF file (None: not
+    an ELF header)."""
+    if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
         return None
     endian = "<" if head[5] == 1 else ">"
     if head[4] == 2:
         if len(head) < 64:
             return None
         (shoff,) = struct.unpack_from(endian + "Q", head, 40)
+        entsize, count = struct.unpack_from(endian + "HH", head, 58)
     else:
         (shoff,) = struct.unpack_from(endian + "I", head, 32)
-    # e_shnum may be 0 with a table present (gABI extended numbering): e_shoff decides
-    return int(shoff) != 0
+        entsize, count = struct.unpack_from(endian + "HH", head, 46)
+    return int(shoff), int(entsize), int(count)
 
 
 def _require_section_headers(path: Path, what: str, tool: str) -> None:

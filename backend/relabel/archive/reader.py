@@ -491,12 +491,10 @@ class WheelFile:
         """Check a member of at most :data:`SMALL_SPAN` bytes against its size, CRC and
         RECORD hash from ``raw``, all its stored bytes (from :meth:`raw_data`)."""
         data = self._inflate_whole(member, raw)
-        expected = member.record_hash
-        if expected is not None:
-            fed = expected.hasher()
+        if member.record_hash is not None:
+            fed = member.record_hash.hasher()
             fed.update(data)
-            if not expected.matches(fed):
-                raise self._hash_mismatch(member)
+            self._check_hash(member, fed)
 
     def _copy(self, member: Member, sink: Callable[[bytes], object] | None) -> hashlib._Hash | None:
         """Inflate ``member`` into ``sink``; return the hash object fed with its bytes
